@@ -1,4 +1,216 @@
-"""The `dataeng` command."""
+"""The `dataeng` command: generate the synthetic world, run the demo. `dataeng SUBCOMMAND --help`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
 import sys
-def main(argv=None):
-    print("todo"); return 0
+import time
+from datetime import date
+from pathlib import Path
+
+from dataeng_assets.lib import env
+from dataeng_assets.lib.generate import DEMO_END_DATE, WorldSpec
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def _world_args(p: argparse.ArgumentParser, events_default: int) -> None:
+    p.add_argument("--days", type=int, default=7, help="number of daily drops (default 7)")
+    p.add_argument(
+        "--end-date", type=date.fromisoformat, default=DEMO_END_DATE,
+        help=f"last day, YYYY-MM-DD (default {DEMO_END_DATE}, the seed's run date)",
+    )
+    p.add_argument("--users", type=int, default=2_000, help="customers = clickstream users (default 2000)")
+    p.add_argument("--events-per-day", type=int, default=events_default, help=f"events per day (default {events_default})")
+    p.add_argument("--seed", type=int, default=42, help="random seed; same flags give the same world (default 42)")
+    p.add_argument("--defects", action="store_true", help="plant realistic defects so the gates have something to stop")
+
+
+def _spec(a: argparse.Namespace) -> WorldSpec:
+    return WorldSpec(days=a.days, end_date=a.end_date, users=a.users, events_per_day=a.events_per_day, seed=a.seed, defects=a.defects)
+
+
+def cmd_generate(a: argparse.Namespace) -> int:
+    from dataeng_assets.lib.generate import generate
+
+    summary = generate(_spec(a), env.landing_location(), env.source_database(), progress=not a.quiet)
+    total = sum(d["lines"] for d in summary["days"])
+    print(f"landing: {env.landing_location().describe()}  ({len(summary['days'])} days, {total:,} lines)")
+    print(f"source:  {env.source_database().describe()}  {summary['source']}")
+    if a.defects:
+        planted: dict[str, int] = {}
+        for d in summary["days"]:
+            for k, v in d["defects"].items():
+                planted[k] = planted.get(k, 0) + v
+        print(f"defects planted: {planted}")
+    return 0
+
+
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME inside the data home (unless set), with the project's instance config."""
+    home = Path(os.environ.get("DAGSTER_HOME") or env.dagster_home()).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    config = Path(__file__).resolve().parents[1] / "dagster.yaml"
+    if config.exists() and not (home / "dagster.yaml").exists():
+        shutil.copyfile(config, home / "dagster.yaml")
+    return home
+
+
+def run_job(job_name: str, first: str, last: str, instance=None, log_level: str = "WARNING"):
+    """Materialize the job's assets for days first..last in one in-process, single-run backfill."""
+    import dagster as dg
+
+    from dataeng_assets.definitions import defs
+
+    instance = instance or dg.DagsterInstance.get()
+    job = defs().resolve_job_def(job_name)
+    return job.execute_in_process(
+        instance=instance,
+        tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        raise_on_error=False,
+    )
+
+
+def run_summary(result, instance, expected: list[str] | None = None) -> tuple[list[dict], bool]:
+    """One row per asset: partitions, rows, checks passed/failed, step time; and whether all gates passed."""
+    rows: dict[str, dict] = {}
+    step_of: dict[str, str] = {}
+    for ev in result.get_asset_materialization_events():
+        key = ev.asset_key.to_user_string()
+        md = ev.materialization.metadata
+        row = rows.setdefault(key, {"asset": key, "partitions": 0, "rows": 0, "passed": 0, "failed": 0, "seconds": 0.0})
+        row["partitions"] += 1
+        if row["partitions"] == 1 and "row_count" in md:
+            row["rows"] = int(md["row_count"].value)
+        step_of[key] = ev.step_key
+    gates_ok = True
+    for ev in result.get_asset_check_evaluations():
+        key = ev.asset_key.to_user_string()
+        row = rows.setdefault(key, {"asset": key, "partitions": 0, "rows": 0, "passed": 0, "failed": 0, "seconds": 0.0})
+        row["passed" if ev.passed else "failed"] += 1
+        if not ev.passed and ev.severity.value == "ERROR":
+            gates_ok = False
+    stats = {s.step_key: s for s in instance.get_run_step_stats(result.run_id)}
+    for key, step in step_of.items():
+        s = stats.get(step)
+        if s and s.end_time and s.start_time:
+            rows[key]["seconds"] = round(s.end_time - s.start_time, 2)
+    # Assets a gate stopped never materialized: list them too, so nobody wonders where they went.
+    for key in expected or []:
+        rows.setdefault(key, {"asset": key + " (not run)", "partitions": 0, "rows": 0, "passed": 0, "failed": 0, "seconds": 0.0})
+    return list(rows.values()), gates_ok and result.success
+
+
+def print_table(rows: list[dict], out=sys.stdout) -> None:
+    head = ["asset", "partitions", "rows", "checks passed", "checks failed", "time (s)"]
+    body = [[r["asset"], r["partitions"], f"{r['rows']:,}", r["passed"], r["failed"], f"{r['seconds']:.2f}"] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    print(line(head), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for b in body:
+        print(line(b), file=out)
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from dataeng_assets.defs.analytics.assets import GROUP
+    from dataeng_assets.lib.generate import generate
+    from dataeng_assets.lib.warehouse import Warehouse
+
+    spec = _spec(a)
+    # Fail before doing any work when a URL is malformed or the warehouse is unreachable.
+    Warehouse(env.warehouse_database()).check()
+    env.lake_location()
+    started = time.monotonic()
+    print(f"data home: {env.data_home()}")
+    print(f"generating {spec.days} days x {spec.events_per_day:,} events, {spec.users:,} users"
+          f"{' with defects' if spec.defects else ''} ...")
+    generate(spec, env.landing_location(), env.source_database(), progress=not a.quiet)
+    home = ensure_dagster_home()
+    first, last = spec.dates[0].isoformat(), spec.dates[-1].isoformat()
+    print(f"materializing group {GROUP!r} for {first}..{last} in one run (DAGSTER_HOME={home}) ...")
+    with dg.DagsterInstance.get() as instance:
+        result = run_job("user_analytics_job", first, last, instance, "DEBUG" if a.verbose else "WARNING")
+        from dataeng_assets.definitions import defs
+
+        graph = defs().resolve_asset_graph()
+        expected = sorted(k.to_user_string() for k in dg.AssetSelection.groups(GROUP).resolve(graph))
+        rows, ok = run_summary(result, instance, expected)
+        print()
+        print_table(rows)
+        print()
+        failed = [
+            (ev.asset_key.to_user_string(), ev.check_name, ev.metadata.get("failures"))
+            for ev in result.get_asset_check_evaluations() if not ev.passed
+        ]
+        for asset, check, failures in failed:
+            detail = json.dumps(failures.value) if failures is not None else ""
+            print(f"GATE FAILED: {asset} / {check} {detail}")
+        if failed:
+            print("downstream assets of a failed gate were not materialized in this run")
+        print(f"run {result.run_id}: {'success' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
+        print("open it in the UI: make dev  (then http://127.0.0.1:3000)")
+    return 0 if ok else 1
+
+
+def cmd_dev(a: argparse.Namespace) -> int:
+    """Webserver + daemon on the data home's instance (replaces this process)."""
+    home = ensure_dagster_home()
+    print(f"DAGSTER_HOME={home}  data home={env.data_home()}")
+    argv = ["dagster", "dev", "-m", "dataeng_assets.definitions", "-h", a.host, "-p", str(a.port)]
+    exe = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    os.execv(exe, argv)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dataeng", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="write the synthetic world (OLTP source + daily drops) into the data home",
+                       description="Write a seeded, deterministic e-commerce world: the OLTP source database "
+                       "(DATAENG_SOURCE_URL) and daily clickstream drops (DATAENG_LANDING_URL).")
+    _world_args(g, events_default=20_000)
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=cmd_generate)
+    d = sub.add_parser("demo", help="generate a small world and materialize every asset for it, then print a summary",
+                       description="Generate a small world into the data home, materialize every asset for its "
+                       "days in one backfill-style run, run the checks and print a summary. Exits 1 when a gate fails.")
+    _world_args(d, events_default=20_000)
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.add_argument("--verbose", action="store_true", help="show Dagster's event log on the console")
+    d.set_defaults(func=cmd_demo)
+    v = sub.add_parser("dev", help="start the Dagster webserver and daemon on the data home",
+                       description="Run `dagster dev` with DAGSTER_HOME inside the data home, so the UI shows "
+                       "the demo's runs, schedules, sensors and backfills.")
+    v.add_argument("--host", default="127.0.0.1")
+    v.add_argument("--port", type=int, default=3000)
+    v.set_defaults(func=cmd_dev)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except env.ConfigError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        from dataeng_assets.lib.warehouse import WarehouseError
+
+        if isinstance(e, WarehouseError):
+            print(f"warehouse error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+# The README's commands. Each target creates the virtualenv and installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test dev lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: a small world, every asset for its 7 days, the checks, a summary.
+demo: $(STAMP)
+	$(BIN)/dataeng demo $(ARGS)
+
+## The test suite (starts its own PostgreSQL and S3 servers).
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## Webserver + daemon on the data home (http://127.0.0.1:3000).
+dev: $(STAMP)
+	$(BIN)/dataeng dev
+
+lint: $(STAMP)
+	$(BIN)/ruff check dataeng_assets dataeng_assets_tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/user_analytics.py $(ARGS)
+
+clean:
+	rm -rf .dataeng .pytest_cache
