@@ -110,8 +110,8 @@ def run_summary(result, instance, expected: list[str] | None = None) -> tuple[li
 def print_table(rows: list[dict], out=sys.stdout) -> None:
     head = ["asset", "partitions", "rows", "checks passed", "checks failed", "time (s)"]
     body = [[r["asset"], r["partitions"], f"{r['rows']:,}", r["passed"], r["failed"], f"{r['seconds']:.2f}"] for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
+    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))  # noqa: E731
     print(line(head), file=out)
     print("  ".join("-" * w for w in widths), file=out)
     for b in body:

@@ -2,6 +2,24 @@
 
 import dagster as dg
 
+# Assets declare kinds={"warehouse"}; the UI shows the engine that is actually configured.
+WAREHOUSE_KIND = "warehouse"
+
+
+def _warehouse_engine() -> str | None:
+    from dataeng_assets.lib import env
+
+    try:
+        return env.warehouse_database().kind
+    except env.ConfigError:
+        return None  # a bad URL fails when a run starts, with its message; loading goes on
+
+
+def _show_engine(spec: dg.AssetSpec, engine: str | None) -> dg.AssetSpec:
+    if engine is None or WAREHOUSE_KIND not in spec.kinds:
+        return spec
+    return spec.replace_attributes(kinds=(set(spec.kinds) - {WAREHOUSE_KIND}) | {engine})
+
 
 @dg.definitions
 def defs() -> dg.Definitions:
@@ -12,8 +30,12 @@ def defs() -> dg.Definitions:
     from dataeng_assets.defs.automation.sensors import events_arrival_sensor
     from dataeng_assets.defs.resources import build_resources
 
+    engine = _warehouse_engine()
+    assets = dg.map_asset_specs(
+        lambda spec: _show_engine(spec, engine), dg.load_assets_from_modules([analytics_assets])
+    )
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([analytics_assets]),
+        assets=assets,
         asset_checks=dg.load_asset_checks_from_modules([analytics_checks]),
         jobs=[user_analytics_job],
         schedules=[user_analytics_schedule],

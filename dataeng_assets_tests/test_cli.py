@@ -21,7 +21,7 @@ def test_demo_materializes_everything_and_prints_the_summary(data_home):
     table = out.stdout
     for asset in ("lake/events/raw_events", "lake/analytics/user_metrics", "analytics/user_daily_metrics",
                   "analytics/user_monthly_metrics"):
-        row = next(l for l in table.splitlines() if l.startswith(asset + " "))
+        row = next(line for line in table.splitlines() if line.startswith(asset + " "))
         assert row.split()[1] == "3", row  # three partitions
     assert "success" in table
     with Warehouse(env.warehouse_database()).session() as s:

@@ -33,6 +33,13 @@ def test_definitions_load_and_validate():
     assert d.resolve_schedule_def("user_analytics_daily")
 
 
+def test_warehouse_kind_follows_the_configured_engine(data_home, monkeypatch):
+    kinds = lambda: {s.key.to_user_string(): s.kinds for s in defs().resolve_all_asset_specs()}  # noqa: E731
+    assert "duckdb" in kinds()["analytics/user_daily_metrics"]
+    monkeypatch.setenv("DATAENG_WAREHOUSE_URL", "postgresql://u@db.internal/wh")
+    assert kinds()["analytics/user_daily_metrics"] == {"postgres"}
+
+
 def test_definitions_load_without_touching_the_environment(tmp_path, monkeypatch):
     """No side effects at import or load: a broken URL only matters when a run starts."""
     monkeypatch.setenv("DATAENG_WAREHOUSE_URL", "nonsense://")

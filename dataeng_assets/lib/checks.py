@@ -25,22 +25,28 @@ def arrow_to_pandas(table: pa_arrow.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=ints.get)
 
 
-def summarize_failures(err: pandera.errors.SchemaErrors) -> list[dict]:
+def summarize_failures(err: pandera.errors.SchemaErrors, df: pd.DataFrame, partition_column: str | None) -> list[dict]:
+    """Per failing (column, check): how many rows, a few sample values, and their partitions."""
     cases = err.failure_cases
     out = []
     for (column, check), group in cases.groupby(
         [cases["column"].fillna("<table>").astype(str), cases["check"].astype(str)], sort=True
     ):
         sample = [None if pd.isna(v) else str(v) for v in group["failure_case"].head(SAMPLE_SIZE)]
-        out.append({"column": column, "check": check, "failing_rows": int(len(group)), "sample": sample})
+        failure = {"column": column, "check": check, "failing_rows": int(len(group)), "sample": sample}
+        rows = pd.to_numeric(group["index"], errors="coerce").dropna().astype(int)
+        if partition_column in df.columns and len(rows):
+            days = df[partition_column].iloc[rows[rows < len(df)].to_numpy()].dropna().astype(str).unique()
+            failure["partitions"] = sorted(days)[:10]
+        out.append(failure)
     return out
 
 
-def validate(schema: pa.DataFrameSchema, df: pd.DataFrame) -> tuple[bool, list[dict]]:
+def validate(schema: pa.DataFrameSchema, df: pd.DataFrame, partition_column: str | None = None) -> tuple[bool, list[dict]]:
     try:
         schema.validate(df, lazy=True)
     except pandera.errors.SchemaErrors as err:
-        return False, summarize_failures(err)
+        return False, summarize_failures(err, df, partition_column)
     return True, []
 
 
@@ -66,7 +72,7 @@ def pandera_lake_check(
     def _check(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
         keys = run_partition_keys(context, partitions_def)
         table = lake.get().handle(asset_key.path, keys, partition_column).to_table()
-        passed, failures = validate(schema, arrow_to_pandas(table))
+        passed, failures = validate(schema, arrow_to_pandas(table), partition_column)
         metadata = {
             "rows_checked": dg.MetadataValue.int(table.num_rows),
             "partitions": dg.MetadataValue.text(_span(keys)),
@@ -87,7 +93,10 @@ def _span(keys: Sequence[str] | None) -> str:
 
 
 def _markdown(failures: list[dict]) -> str:
-    rows = ["| column | check | failing rows | sample |", "|---|---|---|---|"]
+    rows = ["| column | check | failing rows | sample | partitions |", "|---|---|---|---|---|"]
     for f in failures:
-        rows.append(f"| {f['column']} | {f['check']} | {f['failing_rows']} | {', '.join(map(str, f['sample']))} |")
+        rows.append(
+            f"| {f['column']} | {f['check']} | {f['failing_rows']} | {', '.join(map(str, f['sample']))} "
+            f"| {', '.join(f.get('partitions', []))} |"
+        )
     return "\n".join(rows)

@@ -283,7 +283,7 @@ def _source_rows(spec: WorldSpec) -> dict[str, list[tuple]]:
             c[7] = _ts(day, drng.integers(0, 86_400))
         custs = (np.floor(spec.users * drng.random(orders_per_day) ** 2) + 1).astype(int)
         secs = np.sort(drng.integers(0, 86_400, orders_per_day))
-        for cid, sec in zip(custs.tolist(), secs.tolist()):
+        for cid, sec in zip(custs.tolist(), secs.tolist(), strict=True):
             order_id += 1
             status = ORDER_STATUSES[int(drng.choice(4, p=ORDER_STATUS_P))]
             created = _ts(day, sec)

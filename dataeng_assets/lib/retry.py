@@ -34,7 +34,10 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         # pyarrow/boto surface network trouble as OSError with a message; local disk errors
         # such as "no space left" are not going to pass by waiting a few seconds.
-        return any(w in text for w in ("timed out", "timeout", "connection", "temporarily", "throttl", "slow down", "503", "500"))
+        return any(
+            w in text
+            for w in ("timed out", "timeout", "connection", "temporarily", "throttl", "slow down", "http status 5")
+        )
     return "could not set lock" in text
 
 

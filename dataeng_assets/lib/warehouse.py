@@ -304,9 +304,9 @@ class PostgresSession(Session):
                 with psycopg.ServerCursor(self.conn, "dataeng_reader") as cur:
                     cur.execute(_to_psycopg_params(sql), params or None)
                     while rows := cur.fetchmany(batch_rows):
-                        cols = list(zip(*rows))
+                        cols = list(zip(*rows, strict=True))
                         yield pa.record_batch(
-                            [pa.array(c, type=f.type) for c, f in zip(cols, schema)], schema=schema
+                            [pa.array(c, type=f.type) for c, f in zip(cols, schema, strict=True)], schema=schema
                         )
 
         return pa.RecordBatchReader.from_batches(schema, batches())

@@ -101,7 +101,7 @@ def test_gate_failure_stops_the_warehouse_load_in_the_same_run(drops, warehouse_
     assert not gate.passed and gate.severity.value == "ERROR"
     failures = gate.metadata["failures"].value
     assert {"column": "user_id", "check": "not_nullable"}.items() <= failures[0].items()
-    assert failures[0]["failing_rows"] == 1
+    assert failures[0]["failing_rows"] == 1 and failures[0]["partitions"] == [D1]
     assert result.is_node_untouched("analytics__user_daily_metrics")
     assert result.is_node_untouched("analytics__user_monthly_metrics")
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}

@@ -57,7 +57,6 @@ def test_mask_url():
 
 def test_unreachable_postgres_warehouse_is_a_clear_error(data_home, monkeypatch):
     from dataeng_assets.lib.warehouse import Warehouse, WarehouseError
-
     from dataeng_assets_tests.conftest import free_port
 
     monkeypatch.setenv("DATAENG_WAREHOUSE_URL", f"postgresql://u:topsecret@127.0.0.1:{free_port()}/wh")

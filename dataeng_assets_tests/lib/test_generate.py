@@ -38,7 +38,7 @@ def test_drops_and_source_are_complete(data_home):
         lines = (folder / "part-00000.jsonl").read_text().splitlines()
         d = next(x for x in summary["days"] if x["date"] == day)
         assert len(lines) == d["lines"] == 1_000 + d["defects"]["malformed_json"]
-        good = [json.loads(l) for l in lines if l.startswith('{"event_id":"evt')]
+        good = [json.loads(line) for line in lines if line.startswith('{"event_id":"evt')]
         assert sum(1 for e in good if e["user_id"] is None) == d["defects"]["null_user_id"]
         assert sum(1 for e in good if (e["amount"] or 0) < 0) == d["defects"]["negative_amount"]
         assert {"event_id", "user_id", "session_id", "event_type", "event_timestamp", "amount", "properties"} <= set(good[0])
@@ -50,3 +50,20 @@ def test_drops_and_source_are_complete(data_home):
     # LTV must sum every payment: split payments exist and add up to the order total.
     split = con.execute("SELECT count(*) FROM (SELECT order_id FROM payments GROUP BY order_id HAVING count(*) > 1)").fetchone()[0]
     assert split > 0
+
+
+def test_source_on_postgres(data_home, pg_url, monkeypatch):
+    import psycopg
+
+    monkeypatch.setenv("DATAENG_SOURCE_URL", pg_url)
+    spec = WorldSpec(days=2, end_date=date(2024, 1, 15), users=40, events_per_day=400)
+    summary = generate(spec, env.landing_location(), env.source_database(), progress=False)
+    summary2 = generate(spec, env.landing_location(), env.source_database(), progress=False)  # idempotent
+    assert summary == summary2
+    with psycopg.connect(pg_url) as conn:
+        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in summary["source"]}
+        assert counts == summary["source"]
+        kind = conn.execute(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'updated_at'"
+        ).fetchone()[0]
+    assert kind == "timestamp with time zone"

@@ -89,6 +89,7 @@ def raw_events(context: dg.AssetExecutionContext, landing: LandingZone):
                 "quarantined": quarantined,
                 "quarantine_rate": round(quarantined / counts.lines, 6) if counts.lines else 0.0,
                 "source_files": len(files),
+                "parse_path": counts.path,
             },
         )
         yield dg.Output(

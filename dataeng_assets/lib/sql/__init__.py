@@ -14,4 +14,4 @@ def load(name: str) -> str:
 def statements(name: str) -> list[str]:
     """The file's statements, split on semicolons that end a line (none occur inside literals)."""
     parts = [p.strip() for p in load(name).split(";\n")]
-    return [p.rstrip(";") for p in parts if p and not all(l.startswith("--") for l in p.splitlines())]
+    return [p.rstrip(";") for p in parts if p and not all(line.startswith("--") for line in p.splitlines())]
