@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 import time
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from dataeng_assets.lib import env
@@ -156,6 +156,13 @@ def cmd_demo(a: argparse.Namespace) -> int:
             print(f"GATE FAILED: {asset} / {check} {detail}")
         if failed:
             print("downstream assets of a failed gate were not materialized in this run")
+        from dataeng_assets.defs.automation.optimizer import refresh_optimizer
+
+        report = refresh_optimizer(instance, result.run_id)  # what the sensor does after daemon runs
+        if report is not None:
+            advice = [r for r in report["recommendations"] if r["severity"] != "info"]
+            head = advice[0]["title"] if advice else f"no warnings ({len(report['recommendations'])} notes)"
+            print(f"optimizer: {head}  (full report: dataeng optimize)")
         print(f"run {result.run_id}: {'success' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
         print("open it in the UI: make dev  (then http://127.0.0.1:3000)")
     return 0 if ok else 1
@@ -169,6 +176,38 @@ def cmd_dev(a: argparse.Namespace) -> int:
     exe = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
     os.execv(exe, argv)
     return 0  # not reached
+
+
+def cmd_optimize(a: argparse.Namespace) -> int:
+    from dataeng_assets.lib.optimizer.report import compare, render
+
+    if a.compare:
+        try:
+            before, after = (json.loads(Path(p).read_text()) for p in a.compare)
+        except (OSError, ValueError) as e:
+            print(f"cannot read the reports to compare: {e}", file=sys.stderr)
+            return 2
+        print(compare(before, after))
+        return 0
+    import dagster as dg
+
+    from dataeng_assets.definitions import defs
+    from dataeng_assets.lib.optimizer.collect import collect_recent
+    from dataeng_assets.lib.optimizer.report import build
+
+    ensure_dagster_home()
+    since = None
+    if a.since:
+        since = datetime.combine(a.since, datetime.min.time(), tzinfo=timezone.utc).timestamp()
+    with dg.DagsterInstance.get() as instance:
+        runs = collect_recent(instance, limit=a.runs, since=since, asset_graph=defs().resolve_asset_graph())
+    text = render(build(runs), a.output_format)
+    if a.output:
+        Path(a.output).write_text(text, encoding="utf-8")
+        print(f"wrote {a.output} ({len(runs)} runs analyzed)")
+    else:
+        print(text)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,6 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.add_argument("--verbose", action="store_true", help="show Dagster's event log on the console")
     d.set_defaults(func=cmd_demo)
+    o = sub.add_parser("optimize", help="advice from the instance's run-step stats (the seed's performance optimizer)",
+                       description="Analyze the last finished runs of the instance in the data home: slowest "
+                       "steps, serial independent steps, batching, scaling, regressions, retries, memory, scans, "
+                       "lake files. Or compare two JSON reports (--compare BEFORE.json AFTER.json).")
+    o.add_argument("--runs", type=int, default=20, help="how many finished runs to analyze (default 20)")
+    o.add_argument("--since", type=date.fromisoformat, help="only runs started on or after this day, YYYY-MM-DD")
+    o.add_argument("--output-format", choices=["markdown", "json", "html"], default="markdown")
+    o.add_argument("--output", help="write to this file instead of standard output")
+    o.add_argument("--compare", nargs=2, metavar=("BEFORE.json", "AFTER.json"),
+                   help="print the before/after comparison of two JSON reports")
+    o.set_defaults(func=cmd_optimize)
     v = sub.add_parser("dev", help="start the Dagster webserver and daemon on the data home",
                        description="Run `dagster dev` with DAGSTER_HOME inside the data home, so the UI shows "
                        "the demo's runs, schedules, sensors and backfills.")

@@ -10,7 +10,9 @@ EXPECTED_ASSETS = {
     "lake/analytics/user_metrics": "user_analytics",
     "analytics/user_daily_metrics": "user_analytics",
     "analytics/user_monthly_metrics": "user_analytics",
+    "platform/optimizer_report": "platform",
 }
+UNPARTITIONED = {"platform/optimizer_report"}
 EXPECTED_CHECKS = {("lake/analytics/user_metrics", "user_metrics_gate")}
 
 
@@ -23,13 +25,14 @@ def test_definitions_load_and_validate():
     for key, spec in specs.items():
         assert spec.owners, key
         assert spec.kinds, key
-        assert spec.description and "One row per" in spec.description, key
-        assert graph.get(spec.key).partitions_def is not None, key
+        assert spec.description and spec.description.startswith("One "), key  # the grain sentence
+        assert (graph.get(spec.key).partitions_def is None) == (key in UNPARTITIONED), key
     check_specs = [graph.get_check_spec(k) for k in graph.asset_check_keys]
     assert {(c.asset_key.to_user_string(), c.name) for c in check_specs} == EXPECTED_CHECKS
     assert all(c.blocking for c in check_specs)
     assert d.resolve_job_def("user_analytics_job")
     assert d.resolve_sensor_def("events_arrival_sensor")
+    assert d.resolve_sensor_def("optimizer_on_success") and d.resolve_sensor_def("optimizer_on_failure")
     assert d.resolve_schedule_def("user_analytics_daily")
 
 

@@ -5,6 +5,7 @@ landing drop → lake/events/raw_events (+ quarantine) → lake/analytics/user_m
 """
 
 
+import os
 import tempfile
 from datetime import date, timedelta
 
@@ -17,6 +18,7 @@ from dataeng_assets.lib.events import parse_drops, scratch_duckdb
 from dataeng_assets.lib.lake import LakeDataset
 from dataeng_assets.lib.resources import LandingZone, WarehouseResource
 from dataeng_assets.lib.retry import retry_transient
+from dataeng_assets.lib.stepstats import profiled, step_metrics
 
 GROUP = "user_analytics"
 OWNERS = ["team:data-platform"]
@@ -64,7 +66,12 @@ def drop_folder(day: str) -> str:
 def raw_events(context: dg.AssetExecutionContext, landing: LandingZone):
     store = landing.get()
     days = context.partition_keys
-    with tempfile.TemporaryDirectory(prefix="dataeng-drop-") as tmp, scratch_duckdb() as con:
+    with (
+        step_metrics(context, [RAW_EVENTS]) as metrics,
+        tempfile.TemporaryDirectory(prefix="dataeng-drop-") as tmp,
+        scratch_duckdb() as con,
+    ):
+        profiled(con)
         files: list[str] = []
         with retry_transient(context):
             for day in days:
@@ -78,25 +85,29 @@ def raw_events(context: dg.AssetExecutionContext, landing: LandingZone):
                 if not found:
                     raise dg.Failure(f"the drop for {day} has a marker but no .jsonl files")
                 files += found
-        counts = parse_drops(con, files)
+        metrics.input(nbytes=sum(os.path.getsize(f) for f in files))
+        with metrics.sql("parse_drops", con):
+            counts = parse_drops(con, files)
+        metrics.input(rows=counts.lines)
         quarantined = sum(counts.quarantined.values())
-        yield dg.Output(
-            con.sql(sql.load("raw_events")).to_arrow_reader(),
-            output_name="raw_events",
-            metadata={
-                "lines_read": counts.lines,
-                "events": counts.good,
-                "quarantined": quarantined,
-                "quarantine_rate": round(quarantined / counts.lines, 6) if counts.lines else 0.0,
-                "source_files": len(files),
-                "parse_path": counts.path,
-            },
-        )
-        yield dg.Output(
-            con.sql(sql.load("raw_events_quarantine")).to_arrow_reader(),
-            output_name="raw_events_quarantine",
-            metadata={"by_reason": dg.MetadataValue.json(counts.quarantined)},
-        )
+        with metrics.sql("write_raw_events"):
+            yield dg.Output(
+                con.sql(sql.load("raw_events")).to_arrow_reader(),
+                output_name="raw_events",
+                metadata={
+                    "lines_read": counts.lines,
+                    "events": counts.good,
+                    "quarantined": quarantined,
+                    "quarantine_rate": round(quarantined / counts.lines, 6) if counts.lines else 0.0,
+                    "source_files": len(files),
+                    "parse_path": counts.path,
+                },
+            )
+            yield dg.Output(
+                con.sql(sql.load("raw_events_quarantine")).to_arrow_reader(),
+                output_name="raw_events_quarantine",
+                metadata={"by_reason": dg.MetadataValue.json(counts.quarantined)},
+            )
 
 
 @dg.asset(
@@ -112,9 +123,11 @@ def raw_events(context: dg.AssetExecutionContext, landing: LandingZone):
     **_partitioned,
 )
 def user_metrics(context: dg.AssetExecutionContext, raw_events: LakeDataset):
-    with scratch_duckdb() as con:
+    with step_metrics(context, [USER_METRICS]) as metrics, scratch_duckdb() as con:
+        profiled(con)
         raw_events.register(con, "raw_events")
-        yield dg.Output(con.sql(sql.load("user_metrics")).to_arrow_reader())
+        with metrics.sql("user_metrics", con):
+            yield dg.Output(con.sql(sql.load("user_metrics")).to_arrow_reader())
 
 
 @dg.asset(
@@ -130,9 +143,10 @@ def user_metrics(context: dg.AssetExecutionContext, raw_events: LakeDataset):
     "step). Each run replaces exactly its days.",
     **_partitioned,
 )
-def user_daily_metrics(user_metrics: LakeDataset) -> pa.RecordBatchReader:
+def user_daily_metrics(context: dg.AssetExecutionContext, user_metrics: LakeDataset):
     # Streamed from the Parquet files into the warehouse; never held whole in memory.
-    return user_metrics.dataset().scanner().to_reader()
+    with step_metrics(context, [USER_DAILY]) as metrics, metrics.sql("load"):
+        yield dg.Output(user_metrics.dataset().scanner().to_reader())
 
 
 MONTHLY_SCHEMA = pa.schema(
@@ -166,10 +180,16 @@ def month_bounds(first_day: date, end_exclusive: date) -> tuple[date, date]:
     "the daily table, so reruns and days arriving out of order never count twice.",
     **_partitioned,
 )
-def user_monthly_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def user_monthly_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     window = context.partition_time_window
     start, after = month_bounds(window.start.date(), window.end.date())
-    with retry_transient(context), warehouse.session() as s, s.transaction():
+    with (
+        step_metrics(context, [USER_MONTHLY]) as metrics,
+        retry_transient(context),
+        warehouse.session() as s,
+        metrics.sql("upsert"),
+        s.transaction(),
+    ):
         s.ensure_table("analytics", "user_monthly_metrics", MONTHLY_SCHEMA, primary_key=["user_id", "month"])
         upserted = s.rowcount(sql.load("user_monthly_metrics"), [start, after])
         removed = s.rowcount(sql.load("user_monthly_metrics_orphans"), [start, after])
@@ -177,7 +197,7 @@ def user_monthly_metrics(context: dg.AssetExecutionContext, warehouse: Warehouse
             "SELECT count(*) FROM analytics.user_monthly_metrics WHERE month >= $1 AND month < $2",
             [start, after],
         )[0]
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "row_count": int(rows),
             "rows_upserted": int(upserted),
