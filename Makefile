@@ -31,6 +31,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/user_analytics.py $(ARGS)
+	$(BIN)/python bench/optimizer.py
 
 clean:
 	rm -rf .dataeng .pytest_cache
