@@ -30,11 +30,12 @@ def defs() -> dg.Definitions:
     from dataeng_assets.defs.automation.schedules import user_analytics_schedule
     from dataeng_assets.defs.automation.sensors import events_arrival_sensor
     from dataeng_assets.defs.platform import assets as platform_assets
+    from dataeng_assets.defs.warehouse import extract as extract_assets
     from dataeng_assets.defs.resources import build_resources
 
     engine = _warehouse_engine()
     assets = dg.map_asset_specs(
-        lambda spec: _show_engine(spec, engine), dg.load_assets_from_modules([analytics_assets, platform_assets])
+        lambda spec: _show_engine(spec, engine), dg.load_assets_from_modules([analytics_assets, extract_assets, platform_assets])
     )
     return dg.Definitions(
         assets=assets,

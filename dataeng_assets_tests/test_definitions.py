@@ -11,8 +11,9 @@ EXPECTED_ASSETS = {
     "analytics/user_daily_metrics": "user_analytics",
     "analytics/user_monthly_metrics": "user_analytics",
     "platform/optimizer_report": "platform",
+    **{f"raw/{t}": "extract" for t in ("customers", "products", "orders", "order_items", "payments")},
 }
-UNPARTITIONED = {"platform/optimizer_report"}
+UNPARTITIONED = {"platform/optimizer_report", *(k for k in EXPECTED_ASSETS if k.startswith("raw/"))}
 EXPECTED_CHECKS = {("lake/analytics/user_metrics", "user_metrics_gate")}
 
 
