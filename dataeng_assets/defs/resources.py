@@ -1,6 +1,12 @@
 """Resources under fixed keys; the implementation behind each is chosen by the environment
 (lib/env.py) when a run starts, never here at import."""
 
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource
+
+from dataeng_assets.lib.dbt import PROJECT_DIR
 from dataeng_assets.lib.io_managers import LakeIOManager, WarehouseIOManager
 from dataeng_assets.lib.resources import LakeResource, LandingZone, WarehouseResource
 
@@ -19,4 +25,9 @@ def build_resources(
         "warehouse": warehouse,
         "lake_io_manager": LakeIOManager(lake=lake),
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+        "dbt": DbtCliResource(
+            project_dir=str(PROJECT_DIR), profiles_dir=str(PROJECT_DIR),
+            # the venv's dbt, also when the venv is not activated (make targets call .venv/bin/…)
+            dbt_executable=str(Path(sys.executable).with_name("dbt")),
+        ),
     }

@@ -9,3 +9,10 @@ user_analytics_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(GROUP),
     description="Landing drop → lake → gate → warehouse, for one day or a range of days.",
 )
+
+warehouse_job = dg.define_asset_job(
+    "warehouse_job",
+    selection=dg.AssetSelection.groups("extract", "warehouse", "marts"),
+    description="OLTP source → raw (incremental) → dbt staging, snapshot, dimensions, facts for the "
+    "day or range, marts; dbt tests run as checks.",
+)
