@@ -84,15 +84,16 @@ def run_summary(result, instance, expected: list[str] | None = None) -> tuple[li
     for ev in result.get_asset_materialization_events():
         key = ev.asset_key.to_user_string()
         md = ev.materialization.metadata
-        row = rows.setdefault(key, {"asset": key, "partitions": 0, "rows": 0, "passed": 0, "failed": 0, "seconds": 0.0})
+        row = rows.setdefault(key, {"asset": key, "partitions": 0, "rows": None, "passed": 0, "failed": 0, "seconds": 0.0})
         row["partitions"] += 1
-        if row["partitions"] == 1 and "row_count" in md:
-            row["rows"] = int(md["row_count"].value)
+        count = md.get("row_count") or md.get("dagster/row_count")
+        if row["partitions"] == 1 and count is not None:
+            row["rows"] = int(count.value)
         step_of[key] = ev.step_key
     gates_ok = True
     for ev in result.get_asset_check_evaluations():
         key = ev.asset_key.to_user_string()
-        row = rows.setdefault(key, {"asset": key, "partitions": 0, "rows": 0, "passed": 0, "failed": 0, "seconds": 0.0})
+        row = rows.setdefault(key, {"asset": key, "partitions": 0, "rows": None, "passed": 0, "failed": 0, "seconds": 0.0})
         row["passed" if ev.passed else "failed"] += 1
         if not ev.passed and ev.severity.value == "ERROR":
             gates_ok = False
@@ -103,13 +104,13 @@ def run_summary(result, instance, expected: list[str] | None = None) -> tuple[li
             rows[key]["seconds"] = round(s.end_time - s.start_time, 2)
     # Assets a gate stopped never materialized: list them too, so nobody wonders where they went.
     for key in expected or []:
-        rows.setdefault(key, {"asset": key + " (not run)", "partitions": 0, "rows": 0, "passed": 0, "failed": 0, "seconds": 0.0})
+        rows.setdefault(key, {"asset": key + " (not run)", "partitions": 0, "rows": None, "passed": 0, "failed": 0, "seconds": 0.0})
     return list(rows.values()), gates_ok and result.success
 
 
 def print_table(rows: list[dict], out=sys.stdout) -> None:
     head = ["asset", "partitions", "rows", "checks passed", "checks failed", "time (s)"]
-    body = [[r["asset"], r["partitions"], f"{r['rows']:,}", r["passed"], r["failed"], f"{r['seconds']:.2f}"] for r in rows]
+    body = [[r["asset"], r["partitions"], f"{r['rows']:,}" if r["rows"] is not None else "–", r["passed"], r["failed"], f"{r['seconds']:.2f}"] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
     line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))  # noqa: E731
     print(line(head), file=out)
@@ -136,34 +137,39 @@ def cmd_demo(a: argparse.Namespace) -> int:
     generate(spec, env.landing_location(), env.source_database(), progress=not a.quiet)
     home = ensure_dagster_home()
     first, last = spec.dates[0].isoformat(), spec.dates[-1].isoformat()
-    print(f"materializing group {GROUP!r} for {first}..{last} in one run (DAGSTER_HOME={home}) ...")
-    with dg.DagsterInstance.get() as instance:
-        result = run_job("user_analytics_job", first, last, instance, "DEBUG" if a.verbose else "WARNING")
-        from dataeng_assets.definitions import defs
+    jobs = {"user_analytics_job": [GROUP], "warehouse_job": ["extract", "warehouse", "marts"]}
+    print(f"materializing {', '.join(jobs)} for {first}..{last}, one run each (DAGSTER_HOME={home}) ...")
+    from dataeng_assets.definitions import defs
+    from dataeng_assets.defs.automation.optimizer import refresh_optimizer
 
-        graph = defs().resolve_asset_graph()
-        expected = sorted(k.to_user_string() for k in dg.AssetSelection.groups(GROUP).resolve(graph))
-        rows, ok = run_summary(result, instance, expected)
+    graph = defs().resolve_asset_graph()
+    rows, ok, results = [], True, []
+    with dg.DagsterInstance.get() as instance:
+        for job, groups in jobs.items():
+            result = run_job(job, first, last, instance, "DEBUG" if a.verbose else "WARNING")
+            expected = sorted(k.to_user_string() for k in dg.AssetSelection.groups(*groups).resolve(graph))
+            job_rows, job_ok = run_summary(result, instance, expected)
+            rows += job_rows
+            ok = ok and job_ok
+            results.append(result)
+            report = refresh_optimizer(instance, result.run_id)  # what the sensor does after daemon runs
         print()
         print_table(rows)
         print()
         failed = [
             (ev.asset_key.to_user_string(), ev.check_name, ev.metadata.get("failures"))
-            for ev in result.get_asset_check_evaluations() if not ev.passed
+            for result in results for ev in result.get_asset_check_evaluations() if not ev.passed
         ]
         for asset, check, failures in failed:
             detail = json.dumps(failures.value) if failures is not None else ""
             print(f"GATE FAILED: {asset} / {check} {detail}")
         if failed:
             print("downstream assets of a failed gate were not materialized in this run")
-        from dataeng_assets.defs.automation.optimizer import refresh_optimizer
-
-        report = refresh_optimizer(instance, result.run_id)  # what the sensor does after daemon runs
         if report is not None:
             advice = [r for r in report["recommendations"] if r["severity"] != "info"]
             head = advice[0]["title"] if advice else f"no warnings ({len(report['recommendations'])} notes)"
             print(f"optimizer: {head}  (full report: dataeng optimize)")
-        print(f"run {result.run_id}: {'success' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
+        print(f"{len(results)} runs: {'success' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
         print("open it in the UI: make dev  (then http://127.0.0.1:3000)")
     return 0 if ok else 1
 

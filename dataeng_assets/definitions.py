@@ -34,8 +34,8 @@ def defs() -> dg.Definitions:
     from dataeng_assets.lib.dbt import prepare_manifest
 
     prepare_manifest()  # normally built by `make`; parsed here only when missing (a fresh clone)
-    from dataeng_assets.defs.warehouse import dbt as dbt_assets_module
     from dataeng_assets.defs.resources import build_resources
+    from dataeng_assets.defs.warehouse import dbt as dbt_assets_module
 
     engine = _warehouse_engine()
     assets = dg.map_asset_specs(

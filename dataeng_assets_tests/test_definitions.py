@@ -12,8 +12,21 @@ EXPECTED_ASSETS = {
     "analytics/user_monthly_metrics": "user_analytics",
     "platform/optimizer_report": "platform",
     **{f"raw/{t}": "extract" for t in ("customers", "products", "orders", "order_items", "payments")},
+    **{f"staging/stg_{t}": "warehouse" for t in ("customers", "products", "orders", "order_items", "payments")},
+    "snapshots/customers_snapshot": "warehouse",
+    "analytics/holidays": "warehouse",
+    "analytics/dim_date": "warehouse",
+    "analytics/dim_customer": "warehouse",
+    "analytics/dim_product": "warehouse",
+    "analytics/fact_sales": "warehouse",
+    "analytics/sales_by_month_segment": "warehouse",
+    "analytics/customer_metrics": "marts",
 }
-UNPARTITIONED = {"platform/optimizer_report", *(k for k in EXPECTED_ASSETS if k.startswith("raw/"))}
+PARTITIONED = {
+    "lake/events/raw_events", "lake/events/raw_events_quarantine", "lake/analytics/user_metrics",
+    "analytics/user_daily_metrics", "analytics/user_monthly_metrics", "analytics/fact_sales",
+    "analytics/sales_by_month_segment",
+}
 EXPECTED_CHECKS = {("lake/analytics/user_metrics", "user_metrics_gate")}
 
 
@@ -27,11 +40,16 @@ def test_definitions_load_and_validate():
         assert spec.owners, key
         assert spec.kinds, key
         assert spec.description and spec.description.startswith("One "), key  # the grain sentence
-        assert (graph.get(spec.key).partitions_def is None) == (key in UNPARTITIONED), key
+        assert (graph.get(spec.key).partitions_def is not None) == (key in PARTITIONED), key
     check_specs = [graph.get_check_spec(k) for k in graph.asset_check_keys]
-    assert {(c.asset_key.to_user_string(), c.name) for c in check_specs} == EXPECTED_CHECKS
-    assert all(c.blocking for c in check_specs)
-    assert d.resolve_job_def("user_analytics_job")
+    ours = [c for c in check_specs if c.asset_key.to_user_string().startswith("lake/")]
+    assert {(c.asset_key.to_user_string(), c.name) for c in ours} == EXPECTED_CHECKS
+    assert all(c.blocking for c in ours)
+    dbt_tests = {(c.asset_key.to_user_string(), c.name) for c in check_specs if c not in ours}
+    assert ("analytics/dim_customer", "assert_one_current_row_per_customer") in dbt_tests
+    assert ("analytics/fact_sales", "relationships_fact_sales_customer_key__customer_key__ref_dim_customer_") in dbt_tests
+    assert len(dbt_tests) == 35
+    assert d.resolve_job_def("user_analytics_job") and d.resolve_job_def("warehouse_job")
     assert d.resolve_sensor_def("events_arrival_sensor")
     assert d.resolve_sensor_def("optimizer_on_success") and d.resolve_sensor_def("optimizer_on_failure")
     assert d.resolve_schedule_def("user_analytics_daily")

@@ -69,6 +69,8 @@ def _coerce(column: list, dtype: pa.DataType) -> pa.Array:
     """Source values to the table's Arrow type: SQLite gives ISO text for dates and times and
     floats for money; PostgreSQL gives datetimes and Decimals. Naive times are UTC."""
     arr = pa.array(column)
+    if pa.types.is_integer(arr.type) and pa.types.is_decimal(dtype):
+        arr = arr.cast(pa.float64())  # SQLite's NUMERIC affinity stores 10.00 as the integer 10
     if pa.types.is_floating(arr.type) and pa.types.is_decimal(dtype):
         arr = pc.round(arr, 2)  # the float's value rounded, not its shortest repr
     if pa.types.is_timestamp(dtype) and (pa.types.is_string(arr.type) or pa.types.is_timestamp(arr.type) and arr.type.tz is None):
@@ -147,6 +149,7 @@ class ExtractResult:
     watermark_before: datetime | None
     watermark_after: datetime | None
     full_refresh: bool
+    rows_total: int = 0
 
 
 def ensure_watermarks(s: Session) -> None:
@@ -207,4 +210,4 @@ def extract_table(s: Session, source: Source, table: SourceTable, full_refresh: 
             f"INSERT INTO {qualified(RAW_SCHEMA, WATERMARKS)} VALUES ($1, $2, $3, $4, now())",
             [table.name, table.watermark, after, int(total)],
         )
-    return ExtractResult(table.name, data.num_rows, data.num_rows, deleted, before, after, full_refresh)
+    return ExtractResult(table.name, data.num_rows, data.num_rows, deleted, before, after, full_refresh, int(total))

@@ -41,6 +41,7 @@ def extract_asset(name: str) -> dg.AssetsDefinition:
             result = extract_table(s, source, table, config.full_refresh, config.detect_deletes)
         metrics.input(rows=result.rows)
         return dg.MaterializeResult(metadata={
+            "row_count": result.rows_total,
             "rows_extracted": result.rows,
             "deleted_in_source": result.deleted_in_source,
             "watermark_before": str(result.watermark_before) if result.watermark_before else "none (first load)",
