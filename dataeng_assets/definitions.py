@@ -35,11 +35,14 @@ def defs() -> dg.Definitions:
 
     prepare_manifest()  # normally built by `make`; parsed here only when missing (a fresh clone)
     from dataeng_assets.defs.resources import build_resources
+    from dataeng_assets.defs.warehouse import activity as activity_assets
     from dataeng_assets.defs.warehouse import dbt as dbt_assets_module
 
     engine = _warehouse_engine()
     assets = dg.map_asset_specs(
-        lambda spec: _show_engine(spec, engine), dg.load_assets_from_modules([analytics_assets, extract_assets, dbt_assets_module, platform_assets])
+        lambda spec: _show_engine(spec, engine), dg.load_assets_from_modules(
+            [analytics_assets, extract_assets, dbt_assets_module, activity_assets, platform_assets]
+        )
     )
     return dg.Definitions(
         assets=assets,

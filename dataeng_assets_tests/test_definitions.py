@@ -21,11 +21,14 @@ EXPECTED_ASSETS = {
     "analytics/fact_sales": "warehouse",
     "analytics/sales_by_month_segment": "warehouse",
     "analytics/customer_metrics": "marts",
+    "analytics/fact_user_events": "user_activity",
+    "analytics/fact_user_activity": "user_activity",
+    "analytics/user_revenue_summary": "user_activity",
 }
 PARTITIONED = {
     "lake/events/raw_events", "lake/events/raw_events_quarantine", "lake/analytics/user_metrics",
     "analytics/user_daily_metrics", "analytics/user_monthly_metrics", "analytics/fact_sales",
-    "analytics/sales_by_month_segment",
+    "analytics/sales_by_month_segment", "analytics/fact_user_events",
 }
 EXPECTED_CHECKS = {("lake/analytics/user_metrics", "user_metrics_gate")}
 
@@ -48,7 +51,7 @@ def test_definitions_load_and_validate():
     dbt_tests = {(c.asset_key.to_user_string(), c.name) for c in check_specs if c not in ours}
     assert ("analytics/dim_customer", "assert_one_current_row_per_customer") in dbt_tests
     assert ("analytics/fact_sales", "relationships_fact_sales_customer_key__customer_key__ref_dim_customer_") in dbt_tests
-    assert len(dbt_tests) == 35
+    assert len(dbt_tests) == 37
     assert d.resolve_job_def("user_analytics_job") and d.resolve_job_def("warehouse_job")
     assert d.resolve_sensor_def("events_arrival_sensor")
     assert d.resolve_sensor_def("optimizer_on_success") and d.resolve_sensor_def("optimizer_on_failure")

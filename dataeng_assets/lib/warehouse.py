@@ -232,11 +232,45 @@ class Session:
         return LoadResult(deleted=deleted, inserted=n, added_columns=added)
 
 
+    def replace_rows_from_query(
+        self,
+        schema: str,
+        table: str,
+        select_sql: str,
+        params: Sequence[Any] | None,
+        where: str,
+        where_params: Sequence[Any],
+    ) -> LoadResult:
+        """Like `replace_rows`, for data computed by SQL inside the warehouse (never leaves it)."""
+        staged = "__dataeng_computed"
+        target = qualified(schema, table)
+        with self.transaction():
+            self.execute(f"CREATE TEMP TABLE {staged} AS {select_sql}", params)
+            arrow_schema = self.to_arrow(f"SELECT * FROM {staged} LIMIT 0").schema
+            added = self.ensure_table(schema, table, arrow_schema)
+            n = self.fetchone(f"SELECT count(*) FROM {staged}")[0]
+            outside = self.fetchone(
+                f"SELECT count(*) FROM {staged} WHERE NOT ({where}) OR ({where}) IS NULL", where_params
+            )[0]
+            if outside:
+                raise WarehouseError(f"{outside} of {n} computed rows for {schema}.{table} fall outside the partition")
+            deleted = self.rowcount(f"DELETE FROM {target} WHERE {where}", where_params)
+            cols = ", ".join(ident(f.name) for f in arrow_schema)
+            self.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged}")
+            self.execute(f"DROP TABLE {staged}")
+        return LoadResult(deleted=deleted, inserted=int(n), added_columns=added)
+
+    def stage_arrow(self, name: str, data: pa.Table | pa.RecordBatchReader) -> int:
+        """A temporary table `name` holding `data` (bulk: Arrow scan or COPY)."""
+        return self._stage(name, data)
+
+
 class DuckDBSession(Session):
     dialect = "duckdb"
 
     def __init__(self, con):
         self.con = con
+        self._depth = 0
 
     def execute(self, sql, params=None):
         cur = self.con.execute(sql, params or [])
@@ -257,12 +291,23 @@ class DuckDBSession(Session):
 
     @contextmanager
     def transaction(self):
+        """Re-entrant: an inner block joins the outer transaction (DuckDB has no savepoints)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         self.con.execute("BEGIN TRANSACTION")
+        self._depth = 1
         try:
             yield
         except BaseException:
+            self._depth = 0
             self.con.execute("ROLLBACK")
             raise
+        self._depth = 0
         self.con.execute("COMMIT")
 
     def _stage(self, name, data):
@@ -374,12 +419,14 @@ class Warehouse:
         if self.dialect == "duckdb":
             con = self._duckdb_connect(read_only)
             try:
+                con.execute("SET TimeZone = 'UTC'")  # date casts of timestamps are UTC days
                 yield DuckDBSession(con)
             finally:
                 con.close()
         else:
             conn = self._postgres_connect()
             try:
+                conn.execute("SET TIME ZONE 'UTC'")
                 yield PostgresSession(conn)
             finally:
                 conn.close()

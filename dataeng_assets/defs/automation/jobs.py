@@ -12,7 +12,7 @@ user_analytics_job = dg.define_asset_job(
 
 warehouse_job = dg.define_asset_job(
     "warehouse_job",
-    selection=dg.AssetSelection.groups("extract", "warehouse", "marts"),
+    selection=dg.AssetSelection.groups("extract", "warehouse", "marts", "user_activity"),
     description="OLTP source → raw (incremental) → dbt staging, snapshot, dimensions, facts for the "
-    "day or range, marts; dbt tests run as checks.",
+    "day or range, marts; the user-activity ETL and its views; dbt tests run as checks.",
 )

@@ -38,21 +38,22 @@ def _evaluate(context: dg.RunStatusSensorContext) -> None:
         context.log.info(f"top recommendation: {report['recommendations'][0]['title']}")
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    name="optimizer_on_success",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Records each successful run's step stats and refreshes platform/optimizer_report.",
-)
-def optimizer_on_success(context: dg.RunStatusSensorContext):
-    _evaluate(context)
+def optimizer_sensor(status: dg.DagsterRunStatus) -> dg.RunStatusSensorDefinition:
+    """One sensor per finished-run status; each records the run and refreshes the report."""
+    word = "success" if status == dg.DagsterRunStatus.SUCCESS else "failure"
+
+    @dg.run_status_sensor(
+        run_status=status,
+        name=f"optimizer_on_{word}",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Records each run that ends in {word}: its step stats (durations, attempts, memory, "
+        "SQL time) go to the optimizer history, and platform/optimizer_report is refreshed.",
+    )
+    def _sensor(context: dg.RunStatusSensorContext):
+        _evaluate(context)
+
+    return _sensor
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.FAILURE,
-    name="optimizer_on_failure",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Records each failed run's step stats (retries, the failing step) and refreshes the report.",
-)
-def optimizer_on_failure(context: dg.RunStatusSensorContext):
-    _evaluate(context)
+optimizer_on_success = optimizer_sensor(dg.DagsterRunStatus.SUCCESS)
+optimizer_on_failure = optimizer_sensor(dg.DagsterRunStatus.FAILURE)

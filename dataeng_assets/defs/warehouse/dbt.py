@@ -12,9 +12,11 @@ from dataeng_assets.defs.partitions import daily_partitions
 from dataeng_assets.lib.dbt import MANIFEST, Translator, apply_dbt_env, build_args, partition_vars
 
 FACTS = "tag:daily_partitioned"  # the models/facts folder (dbt_project.yml)
+ACTIVITY = "tag:activity"  # models/activity: views over the user-activity ETL's table
 
 
-@dbt_assets(manifest=MANIFEST, dagster_dbt_translator=Translator(), exclude=FACTS, name="dbt_warehouse", pool="warehouse")
+@dbt_assets(manifest=MANIFEST, dagster_dbt_translator=Translator(), exclude=f"{FACTS} {ACTIVITY}",
+            name="dbt_warehouse", pool="warehouse")
 def dbt_warehouse(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     apply_dbt_env()
     yield from dbt.cli(build_args("build"), context=context).stream()
@@ -34,3 +36,9 @@ def dbt_facts(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     apply_dbt_env()
     args = build_args("build", partition_vars(window.start.date(), window.end.date()))
     yield from dbt.cli(args, context=context).stream()
+
+
+@dbt_assets(manifest=MANIFEST, dagster_dbt_translator=Translator(), select=ACTIVITY, name="dbt_activity", pool="warehouse")
+def dbt_activity(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    apply_dbt_env()
+    yield from dbt.cli(build_args("build"), context=context).stream()
