@@ -40,7 +40,7 @@ def reference():
         sessions = defaultdict(list)
         for e in evs:
             sessions[(e["user_id"], e["session_id"])].append(e)
-        for (user, sid), group in sessions.items():
+        for (user, _sid), group in sessions.items():
             times = sorted(datetime.fromisoformat(e["event_timestamp"].replace("Z", "+00:00")) for e in group)
             duration = (times[-1] - times[0]).total_seconds()
             for seq, e in enumerate(sorted(group, key=lambda e: (e["event_timestamp"], e["event_id"])), 1):
@@ -52,7 +52,7 @@ def reference():
                     "revenue_amount": e["amount"] if e["event_type"] == "purchase" else 0,
                 })
         per_user = defaultdict(list)
-        for (user, sid), group in sessions.items():
+        for (user, _sid), group in sessions.items():
             per_user[user].append(group)
         for user, groups in per_user.items():
             durations = []
