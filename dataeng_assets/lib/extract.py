@@ -170,44 +170,66 @@ def get_watermark(s: Session, table: str) -> datetime | None:
 
 
 def extract_table(s: Session, source: Source, table: SourceTable, full_refresh: bool = False,
-                  detect_deletes: bool = True) -> ExtractResult:
-    """Extract one table into raw.<table> by watermark; everything commits together or not at all."""
+                  detect_deletes: bool = True, lake=None, batch_id: str | None = None) -> ExtractResult:
+    """Extract one table into raw.<table> by watermark; everything commits together or not at all.
+
+    One streaming pass: each source batch is staged in the warehouse and, with a `lake`, written to
+    the change log `lake/source/<table>/batch=<batch_id>/` as it goes, so memory holds one batch.
+    The lake file is published before the warehouse commits: if the commit then fails, the next
+    run re-extracts the same rows and the log holds them twice (at-least-once, deduplicate on
+    key and watermark when reading it).
+    """
     before = None if full_refresh else get_watermark(s, table.name)
-    batches = list(source.read(table, before))
-    data = pa.Table.from_batches(batches, schema=table.schema).append_column(
-        "_deleted", pa.array([False] * sum(b.num_rows for b in batches), pa.bool_())
-    )
+    schema = table.schema.append(pa.field("_deleted", pa.bool_()))
     target = qualified(RAW_SCHEMA, table.name)
-    cols = ", ".join(ident(f.name) for f in data.schema)
+    cols = ", ".join(ident(f.name) for f in schema)
     key = ident(table.key)
+    staged = "__dataeng_incoming"
+    seen = {"rows": 0, "newest": None}
+
+    def batches():
+        for batch in source.read(table, before):
+            out = pa.RecordBatch.from_arrays(
+                [*batch.columns, pa.array([False] * batch.num_rows, pa.bool_())], schema=schema
+            )
+            s.stage_append(staged, out)
+            seen["rows"] += out.num_rows
+            newest = pc.max(out.column(table.watermark)).as_py()
+            if newest is not None and (seen["newest"] is None or newest > seen["newest"]):
+                seen["newest"] = newest
+            yield out
+
     with s.transaction():
         ensure_watermarks(s)
-        s.ensure_table(RAW_SCHEMA, table.name, data.schema, primary_key=[table.key])
+        s.ensure_table(RAW_SCHEMA, table.name, schema, primary_key=[table.key])
+        s.stage_arrow(staged, schema.empty_table())
+        stream = pa.RecordBatchReader.from_batches(schema, batches())
+        if lake is not None:
+            lake.write(["lake", "source", table.name], stream, partitions=[batch_id or "manual"], column="batch")
+        else:
+            for _ in stream:
+                pass
         if full_refresh:
             s.execute(f"DELETE FROM {target}")
-        staged = "__dataeng_incoming"
-        s._stage(staged, data)
         # Merge by primary key: the latest version of each source row.
         s.execute(f"DELETE FROM {target} WHERE {key} IN (SELECT {key} FROM {staged})")
         s.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged}")
         s.execute(f"DROP TABLE {staged}")
         deleted = 0
         if detect_deletes:
-            keys = pa.table({table.key: source.keys(table)})
-            s._stage("__dataeng_source_keys", keys)
+            s.stage_arrow("__dataeng_source_keys", pa.table({table.key: source.keys(table)}))
             deleted = s.rowcount(
                 f"UPDATE {target} SET _deleted = true WHERE NOT _deleted AND {key} NOT IN "
                 f"(SELECT {key} FROM __dataeng_source_keys)"
             )
             s.execute("DROP TABLE __dataeng_source_keys")
         after = before
-        if data.num_rows:
-            newest = pc.max(data.column(table.watermark)).as_py()
-            after = newest if before is None or newest > before else before
+        if seen["newest"] is not None and (before is None or seen["newest"] > before):
+            after = seen["newest"]
         total = s.fetchone(f"SELECT count(*) FROM {target}")[0]
         s.execute(f"DELETE FROM {qualified(RAW_SCHEMA, WATERMARKS)} WHERE table_name = $1", [table.name])
         s.execute(
             f"INSERT INTO {qualified(RAW_SCHEMA, WATERMARKS)} VALUES ($1, $2, $3, $4, now())",
             [table.name, table.watermark, after, int(total)],
         )
-    return ExtractResult(table.name, data.num_rows, data.num_rows, deleted, before, after, full_refresh, int(total))
+    return ExtractResult(table.name, seen["rows"], seen["rows"], deleted, before, after, full_refresh, int(total))

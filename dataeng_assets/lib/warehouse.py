@@ -264,6 +264,10 @@ class Session:
         """A temporary table `name` holding `data` (bulk: Arrow scan or COPY)."""
         return self._stage(name, data)
 
+    def stage_append(self, name: str, data: pa.Table | pa.RecordBatchReader) -> int:
+        """Append `data` to the temporary table `name` made by `stage_arrow`."""
+        raise NotImplementedError
+
 
 class DuckDBSession(Session):
     dialect = "duckdb"
@@ -280,8 +284,8 @@ class DuckDBSession(Session):
             return []
 
     def rowcount(self, sql, params=None):
-        row = self.con.execute(sql, params or []).fetchone()
-        return int(row[0]) if row else 0
+        rows = self.con.execute(sql, params or []).fetchall()  # exhaust: see stage_append
+        return int(rows[0][0]) if rows else 0
 
     def to_arrow(self, sql, params=None):
         return self.con.sql(sql, params=params or None).to_arrow_table()
@@ -317,6 +321,16 @@ class DuckDBSession(Session):
         finally:
             self.con.unregister("__dataeng_arrow")
         return self.rowcount(f"SELECT count(*) FROM {name}")
+
+
+    def stage_append(self, name, data):
+        self.con.register("__dataeng_arrow", data)
+        try:
+            # read the result: DuckDB refuses new work on a connection with an unread one
+            self.con.execute(f"INSERT INTO {name} SELECT * FROM __dataeng_arrow").fetchall()
+        finally:
+            self.con.unregister("__dataeng_arrow")
+        return data.num_rows if isinstance(data, pa.Table) else 0
 
 
 class PostgresSession(Session):
@@ -368,6 +382,9 @@ class PostgresSession(Session):
     def _stage(self, name, data):
         cols = [f"{ident(f.name)} {arrow_to_sql(f.type, 'postgres')}" for f in data.schema]
         self.conn.execute(f"CREATE TEMP TABLE {name} ({', '.join(cols)}) ON COMMIT DROP")
+        return copy_arrow(self.conn, name, data)
+
+    def stage_append(self, name, data):
         return copy_arrow(self.conn, name, data)
 
 

@@ -76,6 +76,12 @@ def test_incremental_runs_pick_up_only_changes(source):
     assert wh("SELECT count(*) FROM raw.orders")[0][0] == n_orders + 1
     assert wh("SELECT count(*) FROM raw.customers")[0][0] == 60  # merged, not appended
     assert str(md2["customers"]["watermark_after"]).startswith("2024-02-01 10:00:00")
+    # the lake's change log holds one batch per extraction, with exactly the rows it extracted
+    import pyarrow.parquet as pq
+
+    batches = sorted((env.data_home() / "lake" / "lake" / "source" / "customers").glob("batch=*/part-00000.parquet"))
+    assert [pq.read_metadata(b).num_rows for b in batches] == [60, md2["customers"]["rows_extracted"]]
+    assert md2["customers"]["lake_batch"].endswith(batches[-1].parent.name)
 
 
 def test_watermark_does_not_advance_when_the_load_fails(source):
