@@ -138,6 +138,7 @@ def main() -> None:
             venv = {**clean, "DATAENG_HOME": str(home)}
             if variant == "dagster":
                 secs = sh([sys.executable, "-c", DAGSTER_JOB, "warehouse_job", first, last], venv, "warehouse_job")
+                secs += sh([sys.executable, "-c", DAGSTER_JOB, "user_activity_job", first, last], venv, "user_activity_job")
             else:
                 secs = sh([sys.executable, "-c", BARE, first, last], venv, "bare build")
             out = subprocess.run([sys.executable, "-c", QUERY, json.dumps(QUERIES)], env=venv, capture_output=True, text=True)

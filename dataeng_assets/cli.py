@@ -137,7 +137,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     generate(spec, env.landing_location(), env.source_database(), progress=not a.quiet)
     home = ensure_dagster_home()
     first, last = spec.dates[0].isoformat(), spec.dates[-1].isoformat()
-    jobs = {"user_analytics_job": [GROUP], "warehouse_job": ["extract", "warehouse", "marts"]}
+    jobs = {"user_analytics_job": [GROUP], "warehouse_job": ["extract", "warehouse", "marts"],
+            "user_activity_job": ["user_activity"]}
     print(f"materializing {', '.join(jobs)} for {first}..{last}, one run each (DAGSTER_HOME={home}) ...")
     from dataeng_assets.definitions import defs
     from dataeng_assets.defs.automation.optimizer import refresh_optimizer

@@ -25,7 +25,7 @@ def _show_engine(spec: dg.AssetSpec, engine: str | None) -> dg.AssetSpec:
 def defs() -> dg.Definitions:
     from dataeng_assets.defs.analytics import assets as analytics_assets
     from dataeng_assets.defs.analytics import checks as analytics_checks
-    from dataeng_assets.defs.automation.jobs import user_analytics_job, warehouse_job
+    from dataeng_assets.defs.automation.jobs import user_activity_job, user_analytics_job, warehouse_job
     from dataeng_assets.defs.automation.optimizer import optimizer_on_failure, optimizer_on_success
     from dataeng_assets.defs.automation.schedules import user_analytics_schedule
     from dataeng_assets.defs.automation.sensors import events_arrival_sensor
@@ -47,7 +47,7 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=dg.load_asset_checks_from_modules([analytics_checks]),
-        jobs=[user_analytics_job, warehouse_job],
+        jobs=[user_analytics_job, warehouse_job, user_activity_job],
         schedules=[user_analytics_schedule],
         sensors=[events_arrival_sensor, optimizer_on_success, optimizer_on_failure],
         resources=build_resources(),

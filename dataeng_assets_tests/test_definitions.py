@@ -53,6 +53,7 @@ def test_definitions_load_and_validate():
     assert ("analytics/fact_sales", "relationships_fact_sales_customer_key__customer_key__ref_dim_customer_") in dbt_tests
     assert len(dbt_tests) == 37
     assert d.resolve_job_def("user_analytics_job") and d.resolve_job_def("warehouse_job")
+    assert d.resolve_job_def("user_activity_job")
     assert d.resolve_sensor_def("events_arrival_sensor")
     assert d.resolve_sensor_def("optimizer_on_success") and d.resolve_sensor_def("optimizer_on_failure")
     assert d.resolve_schedule_def("user_analytics_daily")

@@ -397,10 +397,15 @@ def _to_psycopg_params(sql: str) -> str:
     return re.sub(r"\$\d+", "%s", sql.replace("%", "%%"))
 
 
-def copy_arrow(conn, table_sql: str, data: pa.Table | pa.RecordBatchReader) -> int:
+def copy_arrow(conn, table_sql: str, data: pa.Table | pa.RecordBatch | pa.RecordBatchReader) -> int:
     """COPY Arrow data into a PostgreSQL table (already quoted name), streaming by batch."""
     cols = ", ".join(ident(f.name) for f in data.schema)
-    batches = data.to_batches() if isinstance(data, pa.Table) else data
+    if isinstance(data, pa.Table):
+        batches = data.to_batches()
+    elif isinstance(data, pa.RecordBatch):
+        batches = [data]
+    else:
+        batches = data
     n = 0
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
     with conn.cursor() as cur:
