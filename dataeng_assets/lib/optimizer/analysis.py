@@ -115,7 +115,8 @@ def simulate_parallel(steps: list[StepRecord], cores: int) -> float:
     """Makespan if ready steps ran concurrently on `cores`, each using the cores it used before.
 
     A step's core demand is its CPU time over its wall time (a DuckDB step using 2 threads on a
-    2-core machine leaves no room for another): list scheduling in start order.
+    2-core machine leaves no room for another); steps of one concurrency pool never overlap (the
+    warehouse pool is 1 for DuckDB, one writer process per file): list scheduling in start order.
     """
     by_key = {s.step_key: s for s in steps}
     demand = {
@@ -129,15 +130,20 @@ def simulate_parallel(steps: list[StepRecord], cores: int) -> float:
     t = 0.0
     while remaining or running:
         used = sum(demand[k] for _, k in running)
+        busy_pools = {by_key[k].pool for _, k in running if by_key[k].pool}
         for s in order:
             k = s.step_key
             if k not in remaining or any(u in by_key and u not in finish for u in s.upstream_steps):
                 continue
             if running and used + demand[k] > cores + 1e-9:
                 continue
+            if s.pool and s.pool in busy_pools:
+                continue
             running.append((t + s.duration_s, k))
             remaining.discard(k)
             used += demand[k]
+            if s.pool:
+                busy_pools.add(s.pool)
         if not running:  # a dependency cycle: cannot happen in a Dagster plan
             break
         running.sort()
@@ -178,8 +184,9 @@ def rule_serial_independent(runs: list[RunRecord], machine: dict) -> list[Recomm
     for i, a in enumerate(steps):
         for b in steps[i + 1:]:
             independent = a.step_key not in anc[b.step_key] and b.step_key not in anc[a.step_key]
+            same_pool = a.pool is not None and a.pool == b.pool  # serial on purpose
             overlap = min(a.end, b.end) - max(a.start, b.start)
-            if independent and overlap <= 0:
+            if independent and not same_pool and overlap <= 0:
                 serial_pairs.append((a.step_key, b.step_key))
     if not serial_pairs:
         return []

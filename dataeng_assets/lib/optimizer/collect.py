@@ -43,6 +43,7 @@ class StepRecord:
     bytes_written: int | None = None
     files_written: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)  # the step_metrics observation
+    pool: str | None = None  # the concurrency pool the step's op runs in (serializes its members)
 
 
 @dataclass
@@ -134,13 +135,16 @@ def collect_run(instance: dg.DagsterInstance, run_id: str, asset_graph=None) -> 
         failed = sum((m.end_time or 0) - (m.start_time or 0) for m in attempts[:-1] if m.start_time)
         assets = assets_of.get(st.step_key, [])
         upstream: set[str] = set()
+        pool = None
         for a in assets:
             if a.startswith("checked:"):
                 if a[8:] in producer:
                     upstream.add(producer[a[8:]])
             elif asset_graph is not None:
                 try:
-                    parents = asset_graph.get(dg.AssetKey.from_user_string(a)).parent_keys
+                    node = asset_graph.get(dg.AssetKey.from_user_string(a))
+                    parents = node.parent_keys
+                    pool = pool or getattr(node.assets_def.op, "pool", None)
                 except Exception:  # noqa: BLE001 - an asset no longer defined: no edges
                     parents = set()
                 upstream |= {producer[p.to_user_string()] for p in parents if p.to_user_string() in producer}
@@ -154,7 +158,7 @@ def collect_run(instance: dg.DagsterInstance, run_id: str, asset_graph=None) -> 
             assets=[a for a in assets if not a.startswith("checked:")] or assets,
             upstream_steps=sorted(upstream), partitions=nparts,
             rows=agg.get("rows") or None, bytes_written=agg.get("bytes") or None, files_written=agg.get("files") or None,
-            metrics=metrics_of.get(st.step_key, {}),
+            metrics=metrics_of.get(st.step_key, {}), pool=pool,
         ))
     record.steps.sort(key=lambda s: (s.start or 0, s.step_key))
     return record

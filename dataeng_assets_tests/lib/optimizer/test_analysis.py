@@ -66,6 +66,16 @@ def test_serial_independent_fires_for_idle_cores():
     assert rec.estimated_gain_s == pytest.approx(2.0, abs=0.01)
 
 
+def test_steps_of_one_pool_are_serial_on_purpose():
+    a, b = step("extract_a", 0, 2, cpu=0.2), step("extract_b", 2, 2, cpu=0.2)
+    a.pool = b.pool = "warehouse"  # one DuckDB writer at a time
+    assert rule_serial_independent([run([a, b])], MACHINE) == []
+    assert simulate_parallel([a, b], 2) == pytest.approx(4)
+    c = step("lake_step", 4, 2, cpu=0.2)  # outside the pool: may overlap the pool's steps
+    recs = rule_serial_independent([run([a, b, c])], MACHINE)
+    assert recs and ("extract_a", "extract_b") not in recs[0].evidence["pairs"]
+
+
 def test_serial_independent_silent_for_a_chain_or_busy_cores():
     chain = run([step("a", 0, 2, cpu=0.2), step("b", 2, 2, ["a"], cpu=0.2)])
     assert rule_serial_independent([chain], MACHINE) == []
