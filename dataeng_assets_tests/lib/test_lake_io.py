@@ -134,3 +134,28 @@ def test_local_files_are_plain_parquet(data_home):
     assert run([make_asset(day_rows)], "2024-01-14").success
     path = data_home / "lake" / "lake" / "test" / "events" / "date=2024-01-14" / "part-00000.parquet"
     assert pq.read_table(path).num_rows == 4
+
+
+def duckdb_rows(days, n=4):
+    """A DuckDBQuery over an in-memory table: the lake writes it with DuckDB's Parquet writer."""
+    import duckdb
+
+    from dataeng_assets.lib.lake import DuckDBQuery
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (date DATE, v BIGINT)")
+    for d in days:
+        con.execute("INSERT INTO t SELECT CAST($1 AS DATE), range FROM range($2)", [d, n])
+    return DuckDBQuery(con, "SELECT date, v FROM t")
+
+
+def test_duckdb_query_range_and_refusal(lake_url):
+    produce = lambda c: duckdb_rows(["2024-01-14", "2024-01-16"])  # noqa: E731 - the 15th has no rows
+    result = run([make_asset(produce)], range_=("2024-01-14", "2024-01-16"))
+    assert result.success
+    md = result.get_asset_materialization_events()[0].materialization.metadata
+    assert md["rows_by_partition"].value == {"2024-01-14": 4, "2024-01-15": 0, "2024-01-16": 4}
+    assert sorted(read("2024-01-16").column("v").to_pylist()) == [0, 1, 2, 3]
+    assert read("2024-01-15").num_rows == 0
+    assert not run([make_asset(lambda c: duckdb_rows(["2024-03-01"]))], "2024-01-14").success
+    assert sorted(read("2024-01-14").column("v").to_pylist()) == [0, 1, 2, 3]  # the previous file stands

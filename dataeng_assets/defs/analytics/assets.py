@@ -15,7 +15,7 @@ import pyarrow as pa
 from dataeng_assets.defs.partitions import daily_partitions
 from dataeng_assets.lib import sql
 from dataeng_assets.lib.events import parse_drops, scratch_duckdb
-from dataeng_assets.lib.lake import LakeDataset
+from dataeng_assets.lib.lake import DuckDBQuery, LakeDataset
 from dataeng_assets.lib.resources import LandingZone, WarehouseResource
 from dataeng_assets.lib.retry import retry_transient
 from dataeng_assets.lib.stepstats import profiled, step_metrics
@@ -92,7 +92,7 @@ def raw_events(context: dg.AssetExecutionContext, landing: LandingZone):
         quarantined = sum(counts.quarantined.values())
         with metrics.sql("write_raw_events"):
             yield dg.Output(
-                con.sql(sql.load("raw_events")).to_arrow_reader(),
+                DuckDBQuery(con, sql.load("raw_events")),
                 output_name="raw_events",
                 metadata={
                     "lines_read": counts.lines,
@@ -104,7 +104,7 @@ def raw_events(context: dg.AssetExecutionContext, landing: LandingZone):
                 },
             )
             yield dg.Output(
-                con.sql(sql.load("raw_events_quarantine")).to_arrow_reader(),
+                DuckDBQuery(con, sql.load("raw_events_quarantine")),
                 output_name="raw_events_quarantine",
                 metadata={"by_reason": dg.MetadataValue.json(counts.quarantined)},
             )
@@ -127,7 +127,7 @@ def user_metrics(context: dg.AssetExecutionContext, raw_events: LakeDataset):
         profiled(con)
         raw_events.register(con, "raw_events")
         with metrics.sql("user_metrics", con):
-            yield dg.Output(con.sql(sql.load("user_metrics")).to_arrow_reader())
+            yield dg.Output(DuckDBQuery(con, sql.load("user_metrics")))
 
 
 @dg.asset(
