@@ -196,29 +196,39 @@ class Lake:
             shutil.rmtree(staging, ignore_errors=True)
 
     def _write_duckdb(self, key_path, query: DuckDBQuery, partitions, column) -> list[WrittenPartition]:
+        """One execution of the query into a staging file; partition values checked, and a range
+        split, from that file (column-pruned reads), then each partition published atomically."""
         import duckdb
 
         staging = self._staging_dir()
         try:
-            rel = query.con.sql(query.sql)
+            con = query.con
+            whole = os.path.join(staging, "all.parquet")
+            con.sql(query.sql).write_parquet(whole, compression="zstd")
             targets: list[str | None] = list(partitions) if partitions else [None]
-            if partitions is not None and column in rel.columns:
-                keys = rel.select(duckdb.ColumnExpression(column).cast(duckdb.sqltype("VARCHAR")).alias("k")).distinct()
-                found = {r[0] for r in keys.fetchall()}
+            written_rel = con.read_parquet(whole)
+            routed = partitions is not None and column in written_rel.columns
+            if routed:
+                key = duckdb.ColumnExpression(column).cast(duckdb.sqltype("VARCHAR"))
+                found = {r[0] for r in written_rel.select(key.alias("k")).distinct().fetchall()}
                 outside = found - set(targets)
                 if outside:
                     raise LakeError(
                         f"{'/'.join(key_path)}: rows for partition(s) {sorted(map(str, outside))[:5]} outside "
                         f"the partition(s) being written {sorted(targets)[:5]}"
                     )
+            elif len(targets) > 1:
+                raise LakeError(
+                    f"{'/'.join(key_path)}: a write spanning {len(targets)} partitions needs the "
+                    f"partition column {column!r} in the data"
+                )
             written = []
             for i, p in enumerate(targets):
-                part = rel
-                if p is not None and len(targets) > 1:
-                    part = rel.filter(duckdb.ColumnExpression(column).cast(duckdb.sqltype("VARCHAR"))
-                                      == duckdb.ConstantExpression(p))
-                local = os.path.join(staging, f"{i:05d}.parquet")
-                part.write_parquet(local, compression="zstd")
+                if len(targets) == 1:
+                    local = whole
+                else:
+                    local = os.path.join(staging, f"{i:05d}.parquet")
+                    written_rel.filter(key == duckdb.ConstantExpression(p)).write_parquet(local, compression="zstd")
                 rows = pq.read_metadata(local).num_rows
                 dest_dir = self.partition_dir(key_path, p, column)
                 dest = f"{dest_dir}/{PART_FILE}"
