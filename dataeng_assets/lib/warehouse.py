@@ -208,29 +208,33 @@ class Session:
         Incoming rows must themselves satisfy `where`: rows outside the slice being replaced would
         survive the next replace and duplicate, so they are refused.
         """
-        arrow_schema = data.schema
-        target = qualified(schema, table)
-        cols = ", ".join(ident(f.name) for f in arrow_schema)
+        staged = "__dataeng_incoming"
         with self.transaction():
-            added = self.ensure_table(schema, table, arrow_schema)
-            staged = "__dataeng_incoming"
+            added = self.ensure_table(schema, table, data.schema)
             n = self._stage(staged, data)
-            if where:
-                outside = self.fetchone(
-                    f"SELECT count(*) FROM {staged} WHERE NOT ({where}) OR ({where}) IS NULL", params
-                )[0]
-                if outside:
-                    raise WarehouseError(
-                        f"{outside} of {n} incoming rows for {schema}.{table} fall outside the "
-                        f"partition being written ({where} with {list(params or [])})"
-                    )
-                deleted = self.rowcount(f"DELETE FROM {target} WHERE {where}", params)
-            else:
-                deleted = self.rowcount(f"DELETE FROM {target}")
-            self.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged}")
-            self.execute(f"DROP TABLE {staged}")
+            deleted = self._replace_from_staged(staged, n, data.schema, schema, table, where, params)
         return LoadResult(deleted=deleted, inserted=n, added_columns=added)
 
+    def _replace_from_staged(self, staged, n, arrow_schema, schema, table, where, params) -> int:
+        """Inside a transaction: refuse staged rows outside `where`, delete the slice, insert the
+        staged rows by column name, drop the staging table. Returns the rows deleted."""
+        target = qualified(schema, table)
+        if where:
+            outside = self.fetchone(
+                f"SELECT count(*) FROM {staged} WHERE NOT ({where}) OR ({where}) IS NULL", params
+            )[0]
+            if outside:
+                raise WarehouseError(
+                    f"{outside} of {n} incoming rows for {schema}.{table} fall outside the "
+                    f"partition being written ({where} with {list(params or [])})"
+                )
+            deleted = self.rowcount(f"DELETE FROM {target} WHERE {where}", params)
+        else:
+            deleted = self.rowcount(f"DELETE FROM {target}")
+        cols = ", ".join(ident(f.name) for f in arrow_schema)
+        self.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged}")
+        self.execute(f"DROP TABLE {staged}")
+        return deleted
 
     def replace_rows_from_query(
         self,
@@ -243,22 +247,13 @@ class Session:
     ) -> LoadResult:
         """Like `replace_rows`, for data computed by SQL inside the warehouse (never leaves it)."""
         staged = "__dataeng_computed"
-        target = qualified(schema, table)
         with self.transaction():
             self.execute(f"CREATE TEMP TABLE {staged} AS {select_sql}", params)
             arrow_schema = self.to_arrow(f"SELECT * FROM {staged} LIMIT 0").schema
             added = self.ensure_table(schema, table, arrow_schema)
-            n = self.fetchone(f"SELECT count(*) FROM {staged}")[0]
-            outside = self.fetchone(
-                f"SELECT count(*) FROM {staged} WHERE NOT ({where}) OR ({where}) IS NULL", where_params
-            )[0]
-            if outside:
-                raise WarehouseError(f"{outside} of {n} computed rows for {schema}.{table} fall outside the partition")
-            deleted = self.rowcount(f"DELETE FROM {target} WHERE {where}", where_params)
-            cols = ", ".join(ident(f.name) for f in arrow_schema)
-            self.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged}")
-            self.execute(f"DROP TABLE {staged}")
-        return LoadResult(deleted=deleted, inserted=int(n), added_columns=added)
+            n = int(self.fetchone(f"SELECT count(*) FROM {staged}")[0])
+            deleted = self._replace_from_staged(staged, n, arrow_schema, schema, table, where, where_params)
+        return LoadResult(deleted=deleted, inserted=n, added_columns=added)
 
     def stage_arrow(self, name: str, data: pa.Table | pa.RecordBatchReader) -> int:
         """A temporary table `name` holding `data` (bulk: Arrow scan or COPY)."""
