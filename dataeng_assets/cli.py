@@ -77,6 +77,10 @@ def run_job(job_name: str, first: str, last: str, instance=None, log_level: str 
     )
 
 
+def _summary_row(label: str) -> dict:
+    return {"asset": label, "partitions": 0, "rows": None, "passed": 0, "failed": 0, "seconds": 0.0}
+
+
 def run_summary(result, instance, expected: list[str] | None = None) -> tuple[list[dict], bool]:
     """One row per asset: partitions, rows, checks passed/failed, step time; and whether all gates passed."""
     rows: dict[str, dict] = {}
@@ -84,7 +88,7 @@ def run_summary(result, instance, expected: list[str] | None = None) -> tuple[li
     for ev in result.get_asset_materialization_events():
         key = ev.asset_key.to_user_string()
         md = ev.materialization.metadata
-        row = rows.setdefault(key, {"asset": key, "partitions": 0, "rows": None, "passed": 0, "failed": 0, "seconds": 0.0})
+        row = rows.setdefault(key, _summary_row(key))
         row["partitions"] += 1
         count = md.get("row_count") or md.get("dagster/row_count")
         if row["partitions"] == 1 and count is not None:
@@ -93,7 +97,7 @@ def run_summary(result, instance, expected: list[str] | None = None) -> tuple[li
     gates_ok = True
     for ev in result.get_asset_check_evaluations():
         key = ev.asset_key.to_user_string()
-        row = rows.setdefault(key, {"asset": key, "partitions": 0, "rows": None, "passed": 0, "failed": 0, "seconds": 0.0})
+        row = rows.setdefault(key, _summary_row(key))
         row["passed" if ev.passed else "failed"] += 1
         if not ev.passed and ev.severity.value == "ERROR":
             gates_ok = False
@@ -104,7 +108,7 @@ def run_summary(result, instance, expected: list[str] | None = None) -> tuple[li
             rows[key]["seconds"] = round(s.end_time - s.start_time, 2)
     # Assets a gate stopped never materialized: list them too, so nobody wonders where they went.
     for key in expected or []:
-        rows.setdefault(key, {"asset": key + " (not run)", "partitions": 0, "rows": None, "passed": 0, "failed": 0, "seconds": 0.0})
+        rows.setdefault(key, _summary_row(key + " (not run)"))
     return list(rows.values()), gates_ok and result.success
 
 

@@ -144,7 +144,6 @@ class Source:
 class ExtractResult:
     table: str
     rows: int
-    inserted_or_updated: int
     deleted_in_source: int
     watermark_before: datetime | None
     watermark_after: datetime | None
@@ -232,4 +231,4 @@ def extract_table(s: Session, source: Source, table: SourceTable, full_refresh: 
             f"INSERT INTO {qualified(RAW_SCHEMA, WATERMARKS)} VALUES ($1, $2, $3, $4, now())",
             [table.name, table.watermark, after, int(total)],
         )
-    return ExtractResult(table.name, seen["rows"], seen["rows"], deleted, before, after, full_refresh, int(total))
+    return ExtractResult(table.name, seen["rows"], deleted, before, after, full_refresh, int(total))

@@ -58,10 +58,6 @@ class DuckDBQuery:
     con: Any
     sql: str
 
-    @property
-    def schema(self) -> pa.Schema:
-        return self.con.sql(self.sql).limit(0).to_arrow_table().schema
-
     def reader(self) -> pa.RecordBatchReader:
         return self.con.sql(self.sql).to_arrow_reader()
 

@@ -405,15 +405,12 @@ def rule_full_scans(runs: list[RunRecord], machine: dict) -> list[Recommendation
 def rule_lake_files(runs: list[RunRecord], machine: dict) -> list[Recommendation]:
     out = []
     latest: dict[str, StepRecord] = {}
-    for r in runs:
-        for s in r.steps:
-            if s.files_written and s.bytes_written:
-                latest[s.step_key] = s
     files_total: dict[str, int] = defaultdict(int)
     bytes_total: dict[str, int] = defaultdict(int)
     for r in runs:
         for s in r.steps:
             if s.files_written and s.bytes_written:
+                latest[s.step_key] = s
                 files_total[s.step_key] += s.files_written
                 bytes_total[s.step_key] += s.bytes_written
     for key, s in latest.items():
