@@ -161,14 +161,10 @@ def cmd_demo(a: argparse.Namespace) -> int:
         print()
         print_table(rows)
         print()
-        failed = [
-            (ev.asset_key.to_user_string(), ev.check_name, ev.metadata.get("failures"))
-            for result in results for ev in result.get_asset_check_evaluations() if not ev.passed
-        ]
-        for asset, check, failures in failed:
-            detail = json.dumps(failures.value) if failures is not None else ""
-            print(f"GATE FAILED: {asset} / {check} {detail}")
-        if failed:
+        failed = [ev for result in results for ev in result.get_asset_check_evaluations() if not ev.passed]
+        for ev in failed:
+            print(check_line(ev))
+        if any(ev.severity == dg.AssetCheckSeverity.ERROR for ev in failed):
             print("downstream assets of a failed gate were not materialized in this run")
         if report is not None:
             advice = [r for r in report["recommendations"] if r["severity"] != "info"]
@@ -177,6 +173,17 @@ def cmd_demo(a: argparse.Namespace) -> int:
         print(f"{len(results)} runs: {'success' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
         print("open it in the UI: make dev  (then http://127.0.0.1:3000)")
     return 0 if ok else 1
+
+
+def check_line(ev) -> str:
+    """One line per failed check: what was seen against what was allowed, and where."""
+    import dagster as dg
+
+    label = "GATE FAILED" if ev.severity == dg.AssetCheckSeverity.ERROR else "WARNING"
+    md = {k: v.value for k, v in ev.metadata.items()}
+    where = f"; partitions {md['partitions']}" if md.get("partitions", "unpartitioned") != "unpartitioned" else ""
+    return (f"{label}: {ev.asset_key.to_user_string()} / {ev.check_name}: observed {md.get('observed')} "
+            f"(threshold {md.get('threshold')}){where}")
 
 
 def cmd_dev(a: argparse.Namespace) -> int:

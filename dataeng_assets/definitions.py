@@ -24,12 +24,12 @@ def _show_engine(spec: dg.AssetSpec, engine: str | None) -> dg.AssetSpec:
 @dg.definitions
 def defs() -> dg.Definitions:
     from dataeng_assets.defs.analytics import assets as analytics_assets
-    from dataeng_assets.defs.analytics import checks as analytics_checks
     from dataeng_assets.defs.automation.jobs import user_activity_job, user_analytics_job, warehouse_job
     from dataeng_assets.defs.automation.optimizer import optimizer_on_failure, optimizer_on_success
     from dataeng_assets.defs.automation.schedules import user_analytics_schedule
     from dataeng_assets.defs.automation.sensors import events_arrival_sensor
     from dataeng_assets.defs.platform import assets as platform_assets
+    from dataeng_assets.defs.quality.checks import quality_checks
     from dataeng_assets.defs.warehouse import extract as extract_assets
     from dataeng_assets.lib.dbt import prepare_manifest
 
@@ -39,14 +39,13 @@ def defs() -> dg.Definitions:
     from dataeng_assets.defs.warehouse import dbt as dbt_assets_module
 
     engine = _warehouse_engine()
-    assets = dg.map_asset_specs(
-        lambda spec: _show_engine(spec, engine), dg.load_assets_from_modules(
-            [analytics_assets, extract_assets, dbt_assets_module, activity_assets, platform_assets]
-        )
+    loaded = dg.load_assets_from_modules(
+        [analytics_assets, extract_assets, dbt_assets_module, activity_assets, platform_assets]
     )
+    assets = dg.map_asset_specs(lambda spec: _show_engine(spec, engine), loaded)
     return dg.Definitions(
         assets=assets,
-        asset_checks=dg.load_asset_checks_from_modules([analytics_checks]),
+        asset_checks=quality_checks([a for a in loaded if isinstance(a, dg.AssetsDefinition)]),
         jobs=[user_analytics_job, warehouse_job, user_activity_job],
         schedules=[user_analytics_schedule],
         sensors=[events_arrival_sensor, optimizer_on_success, optimizer_on_failure],

@@ -65,13 +65,20 @@ def materialize(first: str, last: str | None = None):
         return run_job("user_analytics_job", first, last or first, instance)
 
 
+def check(result, asset: str, name: str):
+    [ev] = [e for e in result.get_asset_check_evaluations()
+            if e.asset_key.to_user_string() == asset and e.check_name == name]
+    return ev
+
+
 def test_two_partitions_match_the_hand_computed_fixture(drops, warehouse_url):
     result = materialize(D1, D2)
     assert result.success
     assert daily() == DAILY_EXPECTED
     assert monthly() == MONTHLY_EXPECTED
-    [gate] = result.get_asset_check_evaluations()
-    assert gate.passed and gate.check_name == "user_metrics_gate"
+    gate = check(result, "lake/analytics/user_metrics", "user_metrics_gate")
+    assert gate.passed and gate.metadata["rows_checked"].value == 4
+    assert check(result, "analytics/user_daily_metrics", "user_daily_metrics_gate").passed
 
 
 def test_bad_lines_are_quarantined_with_reasons_and_counted(drops):
@@ -97,11 +104,10 @@ def test_gate_failure_stops_the_warehouse_load_in_the_same_run(drops, warehouse_
     write_drop(landing(), D1, DAY1[:4] + [event("n1", None, "2024-01-14T12:00:00Z")])
     result = materialize(D1)
     assert not result.success
-    [gate] = result.get_asset_check_evaluations()
+    gate = check(result, "lake/analytics/user_metrics", "user_metrics_gate")
     assert not gate.passed and gate.severity.value == "ERROR"
-    failures = gate.metadata["failures"].value
-    assert {"column": "user_id", "check": "not_nullable"}.items() <= failures[0].items()
-    assert failures[0]["failing_rows"] == 1 and failures[0]["partitions"] == [D1]
+    [failure] = gate.metadata["failures"].value
+    assert {"column": "user_id", "check": "not_null", "partition": D1, "failing_rows": 1}.items() <= failure.items()
     assert result.is_node_untouched("analytics__user_daily_metrics")
     assert result.is_node_untouched("analytics__user_monthly_metrics")
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}

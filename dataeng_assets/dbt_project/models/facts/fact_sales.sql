@@ -3,6 +3,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
+    on_schema_change='append_new_columns',
     pre_hook="{% if is_incremental() %}delete from {{ this }} where order_date >= cast('{{ var('min_date') }}' as date) and order_date < cast('{{ var('max_date') }}' as date){% endif %}"
 ) }}
 with orders as (
@@ -24,6 +25,7 @@ select
     lines.order_item_id as sale_id,
     orders.order_id,
     orders.order_date,
+    orders.created_at as ordered_at,
     cast(extract(year from orders.order_date) * 10000 + extract(month from orders.order_date) * 100
          + extract(day from orders.order_date) as integer) as date_key,
     -- the customer version valid when the order was placed (point in time), not the current one
