@@ -164,8 +164,10 @@ def cmd_demo(a: argparse.Namespace) -> int:
         failed = [ev for result in results for ev in result.get_asset_check_evaluations() if not ev.passed]
         for ev in failed:
             print(check_line(ev))
-        if any(ev.severity == dg.AssetCheckSeverity.ERROR for ev in failed):
+        if any(ev.severity.value == "ERROR" for ev in failed):
             print("downstream assets of a failed gate were not materialized in this run")
+        print()
+        print(refresh_quality(instance, graph))
         if report is not None:
             advice = [r for r in report["recommendations"] if r["severity"] != "info"]
             head = advice[0]["title"] if advice else f"no warnings ({len(report['recommendations'])} notes)"
@@ -175,11 +177,35 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def check_line(ev) -> str:
-    """One line per failed check: what was seen against what was allowed, and where."""
+def refresh_quality(instance, graph) -> str:
+    """What the sensors do after daemon runs: the quality report, then the alerts; a summary."""
     import dagster as dg
 
-    label = "GATE FAILED" if ev.severity == dg.AssetCheckSeverity.ERROR else "WARNING"
+    from dataeng_assets.defs.automation.alerts import evaluate_alerts
+    from dataeng_assets.defs.platform.assets import QUALITY_REPORT, quality_report_metadata
+    from dataeng_assets.lib.quality import report as quality
+    from dataeng_assets.lib.quality.alerts import alerts_dir, load_config
+    from dataeng_assets.lib.warehouse import Warehouse
+
+    built, md = quality_report_metadata(instance, graph.get_all_asset_keys(), Warehouse(env.warehouse_database()))
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=QUALITY_REPORT, metadata=md))
+    cursor_file = alerts_dir() / "demo_cursor.json"  # the daemon's sensor keeps its own cursor
+    cursor = json.loads(cursor_file.read_text()) if cursor_file.exists() else {}
+    alerts, delivery, cursor = evaluate_alerts(instance, graph, cursor, load_config())
+    cursor_file.parent.mkdir(parents=True, exist_ok=True)
+    cursor_file.write_text(json.dumps(cursor))
+    lines = [quality.markdown({**built, "trend": built["trend"][-3:], "freshness": []}),
+             f"quality report: {quality.report_dir() / 'quality_report.md'}"]
+    by_sev = {s: sum(a.severity == s for a in alerts) for s in ("critical", "warning", "info")}
+    lines.append(f"alerts: {len(alerts)} new ({by_sev['critical']} critical, {by_sev['warning']} warning, "
+                 f"{by_sev['info']} info), {len(delivery.sent)} delivered -> {alerts_dir() / 'alerts.jsonl'}")
+    lines += [f"alert delivery to {sink} failed: {err}" for _, sink, err in delivery.failed]
+    return "\n".join(lines)
+
+
+def check_line(ev) -> str:
+    """One line per failed check: what was seen against what was allowed, and where."""
+    label = "GATE FAILED" if ev.severity.value == "ERROR" else "WARNING"
     md = {k: v.value for k, v in ev.metadata.items()}
     where = f"; partitions {md['partitions']}" if md.get("partitions", "unpartitioned") != "unpartitioned" else ""
     return (f"{label}: {ev.asset_key.to_user_string()} / {ev.check_name}: observed {md.get('observed')} "

@@ -24,6 +24,7 @@ def _show_engine(spec: dg.AssetSpec, engine: str | None) -> dg.AssetSpec:
 @dg.definitions
 def defs() -> dg.Definitions:
     from dataeng_assets.defs.analytics import assets as analytics_assets
+    from dataeng_assets.defs.automation.alerts import quality_alerts
     from dataeng_assets.defs.automation.jobs import user_activity_job, user_analytics_job, warehouse_job
     from dataeng_assets.defs.automation.optimizer import optimizer_on_failure, optimizer_on_success
     from dataeng_assets.defs.automation.schedules import user_analytics_schedule
@@ -48,6 +49,6 @@ def defs() -> dg.Definitions:
         asset_checks=quality_checks([a for a in loaded if isinstance(a, dg.AssetsDefinition)]),
         jobs=[user_analytics_job, warehouse_job, user_activity_job],
         schedules=[user_analytics_schedule],
-        sensors=[events_arrival_sensor, optimizer_on_success, optimizer_on_failure],
+        sensors=[events_arrival_sensor, optimizer_on_success, optimizer_on_failure, quality_alerts],
         resources=build_resources(),
     )

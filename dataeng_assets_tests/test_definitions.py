@@ -11,6 +11,7 @@ EXPECTED_ASSETS = {
     "analytics/user_daily_metrics": "user_analytics",
     "analytics/user_monthly_metrics": "user_analytics",
     "platform/optimizer_report": "platform",
+    "platform/quality_report": "platform",
     **{f"raw/{t}": "extract" for t in ("customers", "products", "orders", "order_items", "payments")},
     **{f"staging/stg_{t}": "warehouse" for t in ("customers", "products", "orders", "order_items", "payments")},
     "snapshots/customers_snapshot": "warehouse",
@@ -30,7 +31,7 @@ PARTITIONED = {
     "analytics/user_daily_metrics", "analytics/user_monthly_metrics", "analytics/fact_sales",
     "analytics/sales_by_month_segment", "analytics/fact_user_events",
 }
-NOT_TABLES = {"platform/optimizer_report"}
+NOT_TABLES = {"platform/optimizer_report", "platform/quality_report"}
 
 
 def test_definitions_load_and_validate():
@@ -60,6 +61,7 @@ def test_definitions_load_and_validate():
     assert d.resolve_job_def("user_analytics_job") and d.resolve_job_def("warehouse_job")
     assert d.resolve_job_def("user_activity_job")
     assert d.resolve_sensor_def("events_arrival_sensor")
+    assert d.resolve_sensor_def("quality_alerts")
     assert d.resolve_sensor_def("optimizer_on_success") and d.resolve_sensor_def("optimizer_on_failure")
     assert d.resolve_schedule_def("user_analytics_daily")
 

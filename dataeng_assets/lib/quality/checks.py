@@ -174,8 +174,8 @@ def _keys(outcomes: Mapping[str, Mapping[str, Outcome]]) -> list[str]:
 
 
 def _history_key(key: str, dates: Mapping[str, dt.date]) -> str:
-    # an unpartitioned table keeps one row per day: the day's latest evaluation
-    return dates[key].isoformat() if key == ALL else key
+    # an unpartitioned table keeps one row per day, its latest evaluation, marked with a leading "*"
+    return f"{ALL}{dates[key].isoformat()}" if key == ALL else key
 
 
 def _judge_anomaly(session, table: str, rule: Rule, per: dict[str, Outcome], dates: Mapping[str, dt.date]) -> None:
@@ -210,7 +210,10 @@ def _outcome(session, aq: AssetQuality, p: CheckPlan, outcomes, dates) -> CheckO
             })
     keys = sorted(dates)
     last = outcomes[p.rules[0].name][keys[-1]]
-    shown = failures[0] if failures else None
+    if len(p.rules) > 1:  # a gate: say which of its rules
+        for f in failures:
+            f["observed"] = f"{f['rule']}: {f['observed']}"
+    shown = failures[-1] if failures else None  # the latest failing partition
     metadata = {
         "severity": dg.MetadataValue.text(p.severity),
         "partitions": dg.MetadataValue.text(_span([k for k in keys if k != ALL])),
