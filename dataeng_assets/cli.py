@@ -254,6 +254,22 @@ def cmd_optimize(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(a: argparse.Namespace) -> int:
+    """The seed's validator: exit 1 with --fail-on-error when a critical check fails, 2 on bad input."""
+    from dataeng_assets.lib.quality.rules import RulesError
+    from dataeng_assets.lib.quality.validate import InputError, text_report, validate
+    from dataeng_assets.lib.warehouse import Warehouse
+
+    try:
+        warehouse = Warehouse(env.warehouse_database()) if a.data.startswith("warehouse://") else None
+        report = validate(a.data, a.rules, a.table, a.partition, warehouse)
+    except (RulesError, InputError) as e:
+        print(f"validate: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2, default=str) if a.output_format == "json" else text_report(report))
+    return 1 if a.fail_on_error and report["critical_failed"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dataeng", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -281,6 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--compare", nargs=2, metavar=("BEFORE.json", "AFTER.json"),
                    help="print the before/after comparison of two JSON reports")
     o.set_defaults(func=cmd_optimize)
+    q = sub.add_parser("validate", help="check a Parquet/CSV file or warehouse table against a rules file",
+                       description="The seed's data quality validator: DATA is a Parquet or CSV path or "
+                       "warehouse://schema.table; RULES is a quality_rules.yaml. Exit 1 with --fail-on-error when a "
+                       "critical check fails; exit 2 for unreadable input or a bad rules file.")
+    q.add_argument("data", metavar="DATA")
+    q.add_argument("rules", metavar="RULES.yaml")
+    q.add_argument("--table", help="which table of the rules file DATA is (default: matched by name)")
+    q.add_argument("--partition", help="for warehouse:// data: only this day (YYYY-MM-DD) of its partition column")
+    q.add_argument("--fail-on-error", action="store_true", help="exit 1 when a critical check fails")
+    q.add_argument("--output-format", choices=["text", "json"], default="text")
+    q.set_defaults(func=cmd_validate)
     v = sub.add_parser("dev", help="start the Dagster webserver and daemon on the data home",
                        description="Run `dagster dev` with DAGSTER_HOME inside the data home, so the UI shows "
                        "the demo's runs, schedules, sensors and backfills.")
