@@ -118,7 +118,8 @@ def main() -> None:
     home.mkdir(parents=True, exist_ok=True)
     try:
         os.environ["BENCH_EVENTS"] = str(a.events)
-        run_variant("generate", home)
+        if not (a.keep and (home / "landing").exists()):  # a kept folder is reused as it is
+            run_variant("generate", home)
         dag_s, dag_rss, dag = run_variant("dagster", home)
         pd_s, pd_rss, pdv = run_variant("pandas", home)
         share = dag["gates_s"] / dag["assets_s"]

@@ -227,3 +227,37 @@ def test_a_failing_sink_is_retried_next_tick_without_resending_the_others(setup,
     monkeypatch.setenv("TEST_HOOK_URL", url)  # the receiver is back
     _, delivery, _ = tick(instance, cfg, cursor, tmp, time.time())
     assert [s for _, s in delivery.sent] == ["hook"] and len(hooks) == 1 and len(mails) == 1
+
+
+GATE = threading.Event()
+
+
+@dg.asset
+def slow() -> int:
+    GATE.wait(timeout=60)
+    return 1
+
+
+@dg.asset_check(asset=slow)
+def slow_check() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=False, metadata={"observed": "1", "threshold": "0"})
+
+
+def test_cursor_waits_for_a_planned_evaluation_of_a_running_run(setup):
+    instance, cfg, hooks, mails, tmp, url = setup
+    graph = dg.Definitions(assets=[slow], asset_checks=[slow_check]).resolve_asset_graph()
+    GATE.clear()
+    worker = threading.Thread(target=lambda: dg.materialize([slow, slow_check], instance=instance, raise_on_error=False))
+    worker.start()
+    key = dg.AssetCheckKey(slow.key, "slow_check")
+    deadline = time.time() + 30
+    while not instance.event_log_storage.get_asset_check_execution_history(key, limit=1) and time.time() < deadline:
+        time.sleep(0.05)  # the run plans its check when it starts
+    [planned] = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
+    assert planned.status.value == "PLANNED"
+    alerts, _, cursor = evaluate_alerts(instance, graph, {}, cfg, Ledger(tmp / "ledger.jsonl"), time.time())
+    assert alerts == [] and cursor["checks"]["slow:slow_check"] == 0  # not past the running evaluation
+    GATE.set()
+    worker.join(timeout=60)
+    alerts, _, cursor = evaluate_alerts(instance, graph, cursor, cfg, Ledger(tmp / "ledger.jsonl"), time.time())
+    assert [a.check for a in alerts] == ["slow_check"] and cursor["checks"]["slow:slow_check"] == planned.id
