@@ -74,3 +74,29 @@ def test_rerun_replaces_the_partition_and_same_weekday_filters(session):
     weekly = history.baseline(session, "lake.events.raw_events", "anomaly_row_count", day, 4, True)
     assert [d.weekday() for d, _ in weekly] == [day.weekday()] * 4
     assert [v for _, v in weekly] == [21.0, 14.0, 7.0, 999.0]
+
+
+def test_a_five_fold_row_count_spike_fails_through_the_check(warehouse_url):
+    """Eight ordinary days build the history in quality.check_results; the ninth, 5x bigger, fails."""
+    import dagster as dg
+    import pyarrow as pa
+
+    from dataeng_assets.lib.quality.checks import plan, run_checks
+    from dataeng_assets.lib.quality.rules import parse_rules
+    from dataeng_assets.lib.resources import LakeResource, WarehouseResource
+
+    [rules] = parse_rules("tables:\n  shop.visits:\n    partition_column: day\n    checks:\n"
+                          "      - {type: anomaly, metric: row_count, min_history: 7}\n")
+    aq = plan(dg.AssetKey(["shop", "visits"]), rules, None, partitioned=True, partition_column=None)
+    start = dt.date(2024, 5, 1)
+    counts = [100, 104, 98, 101, 97, 103, 99, 100, 500]
+    days = [start + dt.timedelta(days=i) for i in range(len(counts))]
+    table = pa.table({"day": pa.array([d for d, n in zip(days, counts, strict=True) for _ in range(n)], pa.date32())})
+    with Warehouse(env.warehouse_database()).session() as s:
+        s.replace_rows("shop", "visits", table)
+    verdicts = []
+    for d in days:  # one run per day, in order, as the schedule would
+        [out] = run_checks(aq, aq.checks, LakeResource(), WarehouseResource(), [d.isoformat()], "run")
+        verdicts.append(out.passed)
+    assert verdicts == [True] * 8 + [False]
+    assert "z +" in out.metadata["observed"].value and out.metadata["trend"].value.endswith("500")
