@@ -112,15 +112,20 @@ def run_summary(result, instance, expected: list[str] | None = None) -> tuple[li
     return list(rows.values()), gates_ok and result.success
 
 
+def table_lines(head: list[str], body: list[list]) -> list[str]:
+    """A plain text table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+    return [line(head), "  ".join("-" * w for w in widths), *(line(b) for b in body)]
+
+
 def print_table(rows: list[dict], out=sys.stdout) -> None:
     head = ["asset", "partitions", "rows", "checks passed", "checks failed", "time (s)"]
     body = [[r["asset"], r["partitions"], f"{r['rows']:,}" if r["rows"] is not None else "–", r["passed"], r["failed"], f"{r['seconds']:.2f}"] for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
-    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))  # noqa: E731
-    print(line(head), file=out)
-    print("  ".join("-" * w for w in widths), file=out)
-    for b in body:
-        print(line(b), file=out)
+    print("\n".join(table_lines(head, body)), file=out)
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
@@ -270,6 +275,62 @@ def cmd_validate(a: argparse.Namespace) -> int:
     return 1 if a.fail_on_error and report["critical_failed"] else 0
 
 
+def cmd_pipeline(a: argparse.Namespace) -> int:
+    """validate | list | run: the seed's pipeline_orchestrator.py, on declarative pipeline files."""
+    from dataeng_assets.defs.pipelines import load_pipelines, pipelines_dir
+    from dataeng_assets.lib.pipelines.spec import PipelineError, load_file
+    from dataeng_assets.lib.quality.rules import RulesError
+
+    if a.action == "list":
+        loaded = load_pipelines()
+        print(f"pipelines in {pipelines_dir()}:")
+        for built in loaded.pipelines:
+            p = built.pipeline
+            print(f"  {p.name:<28} {len(p.tasks)} tasks  schedule {p.schedule or '-':<12} {p.path.name}")
+        for path, message in loaded.errors:
+            print(f"  BROKEN {path.name}: {message}")
+        return 1 if loaded.errors else 0
+    if not a.file:
+        print(f"dataeng pipeline {a.action}: give the pipeline file", file=sys.stderr)
+        return 2
+    try:
+        from dataeng_assets.lib.pipelines.build import build
+
+        pipeline = load_file(a.file)
+        if a.action == "validate":
+            built = build(pipeline)
+            print(f"{a.file}: pipeline {pipeline.name} is valid: {len(pipeline.tasks)} tasks, "
+                  f"{len(built.assets)} assets, {sum(len(c.check_keys) for c in built.checks)} checks, "
+                  f"schedule {pipeline.schedule or 'none'}")
+            return 0
+        return _run_pipeline(a, pipeline)
+    except (PipelineError, RulesError) as e:
+        print(f"pipeline error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run_pipeline(a: argparse.Namespace, pipeline) -> int:
+    import dagster as dg
+
+    from dataeng_assets.lib.pipelines import runner
+
+    ensure_dagster_home()
+    pipeline = runner.with_overrides(pipeline, a.max_retries, a.timeout)
+    print(f"pipeline {pipeline.name}: {len(pipeline.tasks)} tasks{' (full refresh)' if a.full_refresh else ''}")
+    started = time.monotonic()
+    with dg.DagsterInstance.get() as instance:
+        result, built = runner.run(pipeline, instance, a.full_refresh)
+        rows = runner.summary(result, built, instance)
+    print()
+    body = [[r["task"], r["status"], r["attempts"], "–" if r["seconds"] is None else f"{r['seconds']:.2f}",
+             "–" if r["rows"] is None else f"{r['rows']:,}"] for r in rows]
+    print("\n".join(table_lines(["task", "status", "attempts", "time (s)", "rows"], body)))
+    ok = result.success
+    print(f"\npipeline {pipeline.name}: {'success' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s "
+          f"(run {result.run_id})")
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dataeng", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -308,6 +369,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--fail-on-error", action="store_true", help="exit 1 when a critical check fails")
     q.add_argument("--output-format", choices=["text", "json"], default="text")
     q.set_defaults(func=cmd_validate)
+    pl = sub.add_parser("pipeline", help="declarative pipelines: validate, list, run a pipeline YAML",
+                        description="The seed's pipeline orchestrator: `validate FILE` checks a pipeline file, "
+                        "`list` shows the pipelines folder (DATAENG_PIPELINES_DIR), `run FILE` runs every task "
+                        "once in process with progress and a summary (exit 1 on failure, 2 on a bad file).")
+    pl.add_argument("action", choices=["validate", "list", "run"])
+    pl.add_argument("file", nargs="?", help="the pipeline YAML (validate, run)")
+    pl.add_argument("--max-retries", type=int, help="override every task's max_retries")
+    pl.add_argument("--timeout", type=float, help="override every task's timeout_s (seconds)")
+    pl.add_argument("--full-refresh", action="store_true", help="extract tasks ignore their watermark")
+    pl.set_defaults(func=cmd_pipeline)
     v = sub.add_parser("dev", help="start the Dagster webserver and daemon on the data home",
                        description="Run `dagster dev` with DAGSTER_HOME inside the data home, so the UI shows "
                        "the demo's runs, schedules, sensors and backfills.")

@@ -29,6 +29,7 @@ def defs() -> dg.Definitions:
     from dataeng_assets.defs.automation.optimizer import optimizer_on_failure, optimizer_on_success
     from dataeng_assets.defs.automation.schedules import user_analytics_schedule
     from dataeng_assets.defs.automation.sensors import events_arrival_sensor
+    from dataeng_assets.defs.pipelines import pipeline_definitions
     from dataeng_assets.defs.platform import assets as platform_assets
     from dataeng_assets.defs.quality.checks import quality_checks
     from dataeng_assets.defs.warehouse import extract as extract_assets
@@ -44,7 +45,7 @@ def defs() -> dg.Definitions:
         [analytics_assets, extract_assets, dbt_assets_module, activity_assets, platform_assets]
     )
     assets = dg.map_asset_specs(lambda spec: _show_engine(spec, engine), loaded)
-    return dg.Definitions(
+    platform = dg.Definitions(
         assets=assets,
         asset_checks=quality_checks([a for a in loaded if isinstance(a, dg.AssetsDefinition)]),
         jobs=[user_analytics_job, warehouse_job, user_activity_job],
@@ -52,3 +53,4 @@ def defs() -> dg.Definitions:
         sensors=[events_arrival_sensor, optimizer_on_success, optimizer_on_failure, quality_alerts],
         resources=build_resources(),
     )
+    return dg.Definitions.merge(platform, pipeline_definitions())  # kinds already name the engine

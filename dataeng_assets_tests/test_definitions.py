@@ -32,6 +32,14 @@ PARTITIONED = {
     "analytics/sales_by_month_segment", "analytics/fact_user_events",
 }
 NOT_TABLES = {"platform/optimizer_report", "platform/quality_report"}
+# the shipped declarative pipeline (pipelines/customer_analytics.yaml)
+PIPELINE_ASSETS = {
+    "customer_analytics/extract_customers": "customer_analytics",
+    "customer_analytics/extract_orders": "customer_analytics",
+    "customer_analytics/extract_payments": "customer_analytics",
+    "customer_analytics/transform_metrics": "customer_analytics",
+    "analytics/customer_ltv": "customer_analytics",
+}
 
 
 def test_definitions_load_and_validate():
@@ -39,7 +47,7 @@ def test_definitions_load_and_validate():
     dg.Definitions.validate_loadable(d)
     graph = d.resolve_asset_graph()
     specs = {s.key.to_user_string(): s for s in d.resolve_all_asset_specs()}
-    assert {k: s.group_name for k, s in specs.items()} == EXPECTED_ASSETS
+    assert {k: s.group_name for k, s in specs.items()} == {**EXPECTED_ASSETS, **PIPELINE_ASSETS}
     for key, spec in specs.items():
         assert spec.owners, key
         assert spec.kinds, key
@@ -64,6 +72,8 @@ def test_definitions_load_and_validate():
     assert d.resolve_sensor_def("quality_alerts")
     assert d.resolve_sensor_def("optimizer_on_success") and d.resolve_sensor_def("optimizer_on_failure")
     assert d.resolve_schedule_def("user_analytics_daily")
+    assert d.resolve_schedule_def("customer_analytics_schedule").cron_schedule == "0 2 * * *"
+    assert d.resolve_job_def("customer_analytics_job")
 
 
 def test_warehouse_kind_follows_the_configured_engine(data_home, monkeypatch):

@@ -30,7 +30,7 @@ WATERMARKS = "_watermarks"
 class SourceTable:
     name: str
     key: str
-    watermark: str
+    watermark: str | None  # None: no incremental field, every extraction reads the whole table
     schema: pa.Schema
 
 
@@ -108,14 +108,15 @@ class Source:
         cols = ", ".join(ident(f.name) for f in table.schema)
         sql = f"SELECT {cols} FROM {ident(table.name)}"
         params: list[Any] = []
-        if since is not None:
+        if since is not None and table.watermark:
             sql += f" WHERE {ident(table.watermark)} >= {self._placeholder()}"
             if self.db.kind == "sqlite":  # stored as UTC text "YYYY-MM-DD HH:MM:SS[.ffffff]"
                 since = since.astimezone(timezone.utc).replace(tzinfo=None) if since.tzinfo else since
                 params.append(since.isoformat(sep=" "))
             else:
                 params.append(since)
-        sql += f" ORDER BY {ident(table.watermark)}, {ident(table.key)}"
+        order = [table.watermark, table.key] if table.watermark else [table.key]
+        sql += " ORDER BY " + ", ".join(ident(c) for c in order)
         conn = self._connect()
         try:
             if self.db.kind == "postgres":
@@ -140,6 +141,59 @@ class Source:
             conn.close()
 
 
+def _arrow_type(declared: str) -> pa.DataType:
+    """A source column's declared SQL type as Arrow (SQLite affinities and PostgreSQL names)."""
+    import re
+
+    t = declared.strip().lower()
+    m = re.match(r"(numeric|decimal)\s*\((\d+)\s*,\s*(\d+)\)", t)
+    if m:
+        return pa.decimal128(int(m.group(2)), int(m.group(3)))
+    for needles, dtype in (
+        (("timestamp", "datetime"), TS), (("date",), pa.date32()), (("bool",), pa.bool_()),
+        (("int", "serial"), pa.int64()), (("real", "double", "float", "numeric", "decimal"), pa.float64()),
+    ):
+        if any(n in t for n in needles):
+            return dtype
+    return pa.string()
+
+
+def discover(source: Source, name: str, key: str | None = None, watermark: str | None = None) -> SourceTable:
+    """A source table's columns, types and primary key, read from the source's catalog."""
+    conn = source._connect()
+    try:
+        cur = conn.cursor()
+        if source.db.kind == "sqlite":
+            cur.execute(f"PRAGMA table_info({ident(name)})")
+            cols = [(r[1], r[2] or "TEXT", r[5]) for r in cur.fetchall()]
+            pk = [c for c, _, p in sorted(cols, key=lambda c: c[2]) if p]
+        else:
+            cur.execute("SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+                        "WHERE table_name = %s AND table_schema = current_schema() ORDER BY ordinal_position", [name])
+            cols = [(c, f"numeric({p},{sc})" if t == "numeric" and p else t, 0) for c, t, p, sc in cur.fetchall()]
+            cur.execute("SELECT k.column_name FROM information_schema.table_constraints c JOIN "
+                        "information_schema.key_column_usage k ON c.constraint_name = k.constraint_name "
+                        "AND c.table_schema = k.table_schema WHERE c.constraint_type = 'PRIMARY KEY' "
+                        "AND c.table_name = %s AND c.table_schema = current_schema()", [name])
+            pk = [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+    if not cols:
+        raise SourceError(f"{source.db.describe()}: no table {name!r} in the source")
+    names = [c for c, _, _ in cols]
+    key = key or (pk[0] if len(pk) == 1 else None)
+    if key is None or key not in names:
+        raise SourceError(f"source table {name}: give `key:` (a single-column primary key; found {pk or 'none'})")
+    if watermark is not None and watermark not in names:
+        raise SourceError(f"source table {name}: no column {watermark!r} to extract incrementally on")
+    known = SOURCE_TABLES.get(name)
+    if known is not None and [f.name for f in known.schema] == names:
+        schema = known.schema  # the demo world's exact types
+    else:
+        schema = pa.schema([(c, _arrow_type(t)) for c, t, _ in cols])
+    return SourceTable(name, key, watermark, schema)
+
+
 @dataclass
 class ExtractResult:
     table: str
@@ -151,25 +205,24 @@ class ExtractResult:
     rows_total: int = 0
 
 
-def ensure_watermarks(s: Session) -> None:
-    s.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(RAW_SCHEMA)}")
+def ensure_watermarks(s: Session, schema: str = RAW_SCHEMA) -> None:
+    s.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
+    text = "VARCHAR" if s.dialect == "duckdb" else "TEXT"
     s.execute(
-        f"CREATE TABLE IF NOT EXISTS {qualified(RAW_SCHEMA, WATERMARKS)} (table_name VARCHAR PRIMARY KEY, "
-        "watermark_column VARCHAR, watermark TIMESTAMPTZ, rows_total BIGINT, updated_at TIMESTAMPTZ)"
-        if s.dialect == "duckdb" else
-        f"CREATE TABLE IF NOT EXISTS {qualified(RAW_SCHEMA, WATERMARKS)} (table_name TEXT PRIMARY KEY, "
-        "watermark_column TEXT, watermark TIMESTAMPTZ, rows_total BIGINT, updated_at TIMESTAMPTZ)"
+        f"CREATE TABLE IF NOT EXISTS {qualified(schema, WATERMARKS)} (table_name {text} PRIMARY KEY, "
+        f"watermark_column {text}, watermark TIMESTAMPTZ, rows_total BIGINT, updated_at TIMESTAMPTZ)"
     )
 
 
-def get_watermark(s: Session, table: str) -> datetime | None:
-    ensure_watermarks(s)
-    row = s.fetchone(f"SELECT watermark FROM {qualified(RAW_SCHEMA, WATERMARKS)} WHERE table_name = $1", [table])
+def get_watermark(s: Session, table: str, schema: str = RAW_SCHEMA) -> datetime | None:
+    ensure_watermarks(s, schema)
+    row = s.fetchone(f"SELECT watermark FROM {qualified(schema, WATERMARKS)} WHERE table_name = $1", [table])
     return row[0] if row else None
 
 
 def extract_table(s: Session, source: Source, table: SourceTable, full_refresh: bool = False,
-                  detect_deletes: bool = True, lake=None, batch_id: str | None = None) -> ExtractResult:
+                  detect_deletes: bool = True, lake=None, batch_id: str | None = None,
+                  schema_name: str = RAW_SCHEMA, target_name: str | None = None) -> ExtractResult:
     """Extract one table into raw.<table> by watermark; everything commits together or not at all.
 
     One streaming pass: each source batch is staged in the warehouse and, with a `lake`, written to
@@ -178,9 +231,11 @@ def extract_table(s: Session, source: Source, table: SourceTable, full_refresh: 
     run re-extracts the same rows and the log holds them twice (at-least-once, deduplicate on
     key and watermark when reading it).
     """
-    before = None if full_refresh else get_watermark(s, table.name)
+    target_name = target_name or table.name
+    full_refresh = full_refresh or table.watermark is None  # no incremental field: read it all
+    before = None if full_refresh else get_watermark(s, target_name, schema_name)
     schema = table.schema.append(pa.field("_deleted", pa.bool_()))
-    target = qualified(RAW_SCHEMA, table.name)
+    target = qualified(schema_name, target_name)
     cols = ", ".join(ident(f.name) for f in schema)
     key = ident(table.key)
     staged = "__dataeng_incoming"
@@ -193,14 +248,14 @@ def extract_table(s: Session, source: Source, table: SourceTable, full_refresh: 
             )
             s.stage_append(staged, out)
             seen["rows"] += out.num_rows
-            newest = pc.max(out.column(table.watermark)).as_py()
+            newest = pc.max(out.column(table.watermark)).as_py() if table.watermark else None
             if newest is not None and (seen["newest"] is None or newest > seen["newest"]):
                 seen["newest"] = newest
             yield out
 
     with s.transaction():
-        ensure_watermarks(s)
-        s.ensure_table(RAW_SCHEMA, table.name, schema, primary_key=[table.key])
+        ensure_watermarks(s, schema_name)
+        s.ensure_table(schema_name, target_name, schema, primary_key=[table.key])
         s.stage_arrow(staged, schema.empty_table())
         stream = pa.RecordBatchReader.from_batches(schema, batches())
         if lake is not None:
@@ -226,9 +281,9 @@ def extract_table(s: Session, source: Source, table: SourceTable, full_refresh: 
         if seen["newest"] is not None and (before is None or seen["newest"] > before):
             after = seen["newest"]
         total = s.fetchone(f"SELECT count(*) FROM {target}")[0]
-        s.execute(f"DELETE FROM {qualified(RAW_SCHEMA, WATERMARKS)} WHERE table_name = $1", [table.name])
+        s.execute(f"DELETE FROM {qualified(schema_name, WATERMARKS)} WHERE table_name = $1", [target_name])
         s.execute(
-            f"INSERT INTO {qualified(RAW_SCHEMA, WATERMARKS)} VALUES ($1, $2, $3, $4, now())",
-            [table.name, table.watermark, after, int(total)],
+            f"INSERT INTO {qualified(schema_name, WATERMARKS)} VALUES ($1, $2, $3, $4, now())",
+            [target_name, table.watermark, after, int(total)],
         )
     return ExtractResult(table.name, seen["rows"], deleted, before, after, full_refresh, int(total))

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from dataeng_assets.lib import yamlfile
+from dataeng_assets.lib.yamlfile import line_of
 
 SEVERITIES = ("critical", "warning")
 TYPE_FAMILIES = {
@@ -106,26 +107,8 @@ class TableRules:
         return self.table.split(".")
 
 
-# ---------------------------------------------------------------- YAML with line numbers
-class _LineLoader(yaml.SafeLoader):
-    pass
-
-
-def _construct_mapping(loader, node, deep=False):
-    mapping = loader.construct_mapping(node, deep=deep)
-    mapping["__line__"] = node.start_mark.line + 1
-    return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _line(node: Any) -> int | None:
-    return node.get("__line__") if isinstance(node, dict) else None
-
-
 def _where(path: str, node: Any, table: str | None = None, rule: str | None = None) -> str:
-    line = _line(node)
+    line = line_of(node)
     parts = [f"{path}:{line}" if line else path]
     if table:
         parts.append(f"table {table}")
@@ -146,11 +129,9 @@ def load_rules_file(path: str | Path) -> list[TableRules]:
 
 def parse_rules(text: str, path: str = "<rules>") -> list[TableRules]:
     try:
-        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else path
-        raise RulesError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+        doc = yamlfile.load(text, path)
+    except yamlfile.YamlError as e:
+        raise RulesError(str(e)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("tables"), dict):
         raise RulesError(f"{path}: a rules file is a mapping with a `tables:` mapping at the top")
     unknown = set(doc) - {"tables", "__line__"}

@@ -160,7 +160,10 @@ def setup(tmp_path, monkeypatch, webhook, smtp):
                    {"match": {"severity": ["info"]}, "sinks": ["log"]}],
     })
     (tmp_path / "dagster").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:  # default SQLite storage
+    # default SQLite storage; no compute-log capture (it tails files, slow for a step run in a thread)
+    no_logs = {"compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager",
+                                "class": "NoOpComputeLogManager"}}
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster"), overrides=no_logs) as instance:
         STATE["passed"] = False
         yield instance, cfg, hooks, mails, tmp_path, url
 
