@@ -1,6 +1,7 @@
 """End to end through the real webserver and daemon: a partitioned run launched over GraphQL,
 queued, launched by the daemon, executed by the multiprocess executor, and its rows read back."""
 
+import json
 import os
 import shutil
 import signal
@@ -108,3 +109,20 @@ def test_partitioned_run_through_webserver_and_daemon(data_home, dagster_dev):
     with Warehouse(env.warehouse_database()).session() as s:
         rows = s.execute("SELECT user_id, event_count, total_items FROM analytics.user_daily_metrics ORDER BY user_id")
     assert rows == [(1, 2, 2), (2, 1, 0)]
+
+    # the declarative pipeline is served with its schedule
+    selector = f'{{repositoryLocationName: "{location}", repositoryName: "__repository__"}}'
+    q = f"{{ schedulesOrError(repositorySelector: {selector}) {{ ... on Schedules {{ results {{ name cronSchedule }} }} }} }}"
+    schedules = {s["name"]: s["cronSchedule"] for s in graphql(port, q)["schedulesOrError"]["results"]}
+    assert schedules["customer_analytics_schedule"] == "0 2 * * *"
+
+    # the daemon's quality_alerts sensor turns the run's failed WARN checks into alerts, once each
+    log = data_home / "alerts" / "alerts.jsonl"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not log.exists():
+        time.sleep(2)
+    time.sleep(35)  # one more sensor interval: nothing may be sent twice
+    alerts = [json.loads(line) for line in log.read_text().splitlines()]
+    failed = {(a["asset"], a["check"]) for a in alerts}
+    assert ("lake/events/raw_events", "freshness_event_timestamp") in failed  # last event 09:00, day ends 24:00
+    assert len(alerts) == len({a["id"] for a in alerts}) and all(a["run_id"] == run_id for a in alerts)
