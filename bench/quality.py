@@ -19,12 +19,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+import common  # bench/common.py: run as a script, its folder is on sys.path
 
 DAY = date(2024, 1, 20)
 
@@ -89,18 +89,7 @@ VARIANTS = {"generate": variant_generate, "dagster": variant_dagster, "pandas": 
 
 
 def run_variant(name: str, home: Path) -> tuple[float, float, dict]:
-    env = {**os.environ, "DATAENG_HOME": str(home)}
-    for var in ("DATAENG_WAREHOUSE_URL", "DATAENG_LAKE_URL", "DATAENG_LANDING_URL", "DATAENG_SOURCE_URL"):
-        env.pop(var, None)
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--variant", name, "--home", str(home)], env=env,
-                            stdout=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    out = proc.stdout.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"variant {name} failed")
-    return seconds, usage.ru_maxrss / 1024, json.loads(out.strip().splitlines()[-1])
+    return common.run_variant(__file__, name, home)
 
 
 def main() -> None:

@@ -19,12 +19,11 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
+
+import common  # bench/common.py: run as a script, its folder is on sys.path
 
 DAY = date(2024, 1, 20)
 PANDAS_MAX_EVENTS = 1_000_000  # the seed's approach needs ~2.5 GB per 1M events: 10M would not fit
@@ -108,23 +107,7 @@ STEPS = {**VARIANTS, "generate": variant_generate}
 
 
 def run_variant(name: str, home: Path) -> tuple[float, float, dict]:
-    """Wall seconds, peak RSS (MiB) and result of one variant in its own process.
-
-    The parent stays small (it imports nothing heavy and generates nothing itself): a forked
-    child's high-water mark would otherwise start at the parent's resident size.
-    """
-    env = {**os.environ, "DATAENG_HOME": str(home)}
-    for var in ("DATAENG_WAREHOUSE_URL", "DATAENG_LAKE_URL", "DATAENG_LANDING_URL", "DATAENG_SOURCE_URL"):
-        env.pop(var, None)
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--variant", name, "--home", str(home)], env=env, stdout=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    out = proc.stdout.read()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"variant {name} failed with exit code {proc.returncode}")
-    return seconds, usage.ru_maxrss / 1024, json.loads(out.strip().splitlines()[-1])
+    return common.run_variant(__file__, name, home)
 
 
 def main() -> None:
