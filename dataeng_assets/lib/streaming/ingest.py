@@ -1,0 +1,252 @@
+"""Micro-batch ingestion of user events: Kafka (or the landing zone's JSONL drops) -> the lake,
+with a dead-letter queue, at-least-once delivery and exactly-once results at the sink.
+
+One micro-batch:
+1. read up to a record/time budget from where the last committed batch ended;
+2. decode, validate and enrich in DuckDB (`sql/stream_events.sql`), never row by row in Python;
+3. write the good events into hourly lake partitions, merged with what each partition already
+   holds and deduplicated on event_id (each partition published atomically);
+4. record the bad ones in the DLQ table (keyed by source position, so a replay replaces them)
+   and, with Kafka, on the `events-dlq` topic;
+5. only then commit the offsets (or the landing-zone cursor).
+A crash anywhere before 5 replays the batch, and steps 3-4 make the replay change nothing.
+"""
+
+import datetime as dt
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from dataeng_assets.lib import sql
+from dataeng_assets.lib.events import scratch_duckdb
+from dataeng_assets.lib.lake import PART_FILE, DuckDBQuery, Lake
+from dataeng_assets.lib.warehouse import Session, qualified
+
+EVENTS_KEY = ["lake", "stream", "user_events"]
+STREAM_SCHEMA = "stream"
+DLQ_TABLE = "events_dlq"
+CURSOR_TABLE = "ingest_cursor"
+DLQ_TOPIC = "events-dlq"
+BATCH = pa.schema([("source", pa.string()), ("position", pa.string()), ("payload", pa.string())])
+CRASH_VAR = "DATAENG_STREAM_CRASH_AT"  # tests: die (os._exit) at a named point, as a killed consumer would
+
+
+def crash_point(name: str) -> None:
+    if os.environ.get(CRASH_VAR) == name:
+        os._exit(17)
+
+
+@dataclass
+class Batch:
+    table: pa.Table  # source, position, payload
+    commit: object = None  # what to commit after the sink is durable (offsets or files)
+
+
+@dataclass
+class IngestResult:
+    read: int = 0
+    events: int = 0
+    duplicates: int = 0
+    dlq: int = 0
+    partitions: list[str] = field(default_factory=list)
+    dlq_by_error: dict[str, int] = field(default_factory=dict)
+    lag: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------- sources
+class KafkaSource:
+    """A consumer on fixed partitions (no group rebalance to wait for), starting at the group's
+    committed offsets; auto-commit off: offsets move only in `commit`."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str, extra: dict | None = None):
+        from confluent_kafka import Consumer, TopicPartition
+
+        self.topic, self.group, self.bootstrap, self.extra = topic, group, bootstrap, extra or {}
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "enable.partition.eof": False, **self.extra,
+        })
+        meta = self.consumer.list_topics(topic, timeout=10)
+        if meta.topics[topic].error is not None:
+            raise RuntimeError(f"Kafka topic {topic}: {meta.topics[topic].error}")
+        self.partitions = sorted(meta.topics[topic].partitions)
+        committed = self.consumer.committed([TopicPartition(topic, p) for p in self.partitions], timeout=10)
+        start = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else -2) for tp in committed]
+        self.consumer.assign(start)
+
+    def read(self, max_records: int, max_seconds: float) -> Batch:
+        deadline = time.monotonic() + max_seconds
+        sources, positions, payloads = [], [], []
+        last: dict[int, int] = {}
+        while len(payloads) < max_records and time.monotonic() < deadline:
+            msgs = self.consumer.consume(min(10_000, max_records - len(payloads)), timeout=min(0.5, max(0.05, deadline - time.monotonic())))
+            if not msgs:
+                if payloads:
+                    break  # caught up
+                continue
+            for m in msgs:
+                if m.error() is not None:
+                    continue
+                value = m.value()
+                payloads.append(value.decode("utf-8", errors="replace") if value is not None else "")
+                sources.append(self.topic)
+                positions.append(f"{m.partition():05d}:{m.offset():020d}")
+                last[m.partition()] = m.offset()
+        table = pa.table([sources, positions, payloads], schema=BATCH)
+        return Batch(table, last)
+
+    def commit(self, batch: Batch) -> None:
+        from confluent_kafka import TopicPartition
+
+        if batch.commit:  # the next offset to read, per partition
+            offsets = [TopicPartition(self.topic, p, o + 1) for p, o in batch.commit.items()]
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+
+    def lag(self) -> dict[int, int]:
+        """Per partition: the end offset minus the group's committed offset (never negative)."""
+        from confluent_kafka import TopicPartition
+
+        committed = self.consumer.committed([TopicPartition(self.topic, p) for p in self.partitions], timeout=10)
+        out = {}
+        for tp in committed:
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, tp.partition), timeout=10, cached=False)
+            out[tp.partition] = max(0, high - max(tp.offset, 0))
+        return out
+
+    def dead_letter(self, rows: list[dict]) -> None:
+        from confluent_kafka import Producer
+
+        if not rows:
+            return
+        producer = Producer({"bootstrap.servers": self.bootstrap, **{k: v for k, v in self.extra.items()
+                                                                      if k.startswith(("security", "sasl", "ssl"))}})
+        for r in rows:
+            producer.produce(DLQ_TOPIC, json.dumps(r, default=str).encode())
+        producer.flush(30)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class LandingSource:
+    """The landing zone's JSONL drops as a stream: the cursor is the set of files fully ingested
+    (kept in the warehouse), so a demo needs no broker."""
+
+    def __init__(self, landing: Lake, session: Session):
+        self.landing, self.session = landing, session
+
+    def _done(self) -> set[str]:
+        ensure_stream_tables(self.session)
+        return {r[0] for r in self.session.execute(f"SELECT file FROM {qualified(STREAM_SCHEMA, CURSOR_TABLE)}")}
+
+    def pending(self) -> list[str]:
+        done = self._done()
+        files = []
+        root = self.landing.root.rstrip("/")
+        for folder, _ in self.landing.list_markers("events"):
+            for info in self.landing.fs.get_file_info(pafs.FileSelector(f"{root}/{folder}")):
+                if info.path.endswith(".jsonl"):
+                    rel = info.path[len(root) + 1:]
+                    if rel not in done:
+                        files.append(rel)
+        return sorted(files)
+
+    def read(self, max_records: int, max_seconds: float) -> Batch:
+        sources, positions, payloads, files = [], [], [], []
+        for rel in self.pending():
+            with self.landing.fs.open_input_stream(f"{self.landing.root.rstrip('/')}/{rel}") as f:
+                lines = f.read().decode("utf-8", errors="replace").splitlines()
+            for i, line in enumerate(lines):
+                if line.strip():
+                    sources.append(rel)
+                    positions.append(f"{i:09d}")
+                    payloads.append(line)
+            files.append(rel)
+            if len(payloads) >= max_records:
+                break  # whole files only: the cursor is per file
+        return Batch(pa.table([sources, positions, payloads], schema=BATCH), files)
+
+    def commit(self, batch: Batch) -> None:
+        with self.session.transaction():
+            for rel in batch.commit or []:
+                self.session.execute(f"INSERT INTO {qualified(STREAM_SCHEMA, CURSOR_TABLE)} VALUES ($1, now())", [rel])
+
+    def lag(self) -> dict[int, int]:
+        return {0: len(self.pending())}
+
+    def dead_letter(self, rows: list[dict]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------- sink
+def ensure_stream_tables(s: Session) -> None:
+    s.execute(f"CREATE SCHEMA IF NOT EXISTS {STREAM_SCHEMA}")
+    text = "VARCHAR" if s.dialect == "duckdb" else "TEXT"
+    s.execute(f"CREATE TABLE IF NOT EXISTS {qualified(STREAM_SCHEMA, DLQ_TABLE)} (source {text}, position {text}, "
+              f"payload {text}, error {text}, failed_at TIMESTAMPTZ, PRIMARY KEY (source, position))")
+    s.execute(f"CREATE TABLE IF NOT EXISTS {qualified(STREAM_SCHEMA, CURSOR_TABLE)} (file {text} PRIMARY KEY, "
+              "ingested_at TIMESTAMPTZ)")
+
+
+def ingest_batch(batch: Batch, lake: Lake, session: Session, source, now: dt.datetime | None = None) -> IngestResult:
+    """Steps 2-5 of the module docstring for one batch read from `source`."""
+    started = time.perf_counter()
+    now = now or dt.datetime.now(dt.timezone.utc)
+    out = IngestResult(read=batch.table.num_rows)
+    if not batch.table.num_rows:
+        return out
+    with scratch_duckdb() as con:
+        con.register("batch", batch.table)
+        for stmt in sql.statements("stream_events"):
+            con.execute(stmt, {"processed_at": now} if "$processed_at" in stmt else None).fetchall()
+        con.unregister("batch")
+        out.events = con.execute("SELECT count(*) FROM stream_good").fetchall()[0][0]
+        hours = [r[0] for r in con.execute("SELECT DISTINCT hour FROM stream_good ORDER BY 1").fetchall()]
+        bad = con.execute("SELECT source, position, payload, error FROM stream_parsed WHERE error IS NOT NULL "
+                          "ORDER BY source, position").fetchall()
+        valid = con.execute("SELECT count(*) FROM stream_parsed WHERE error IS NULL").fetchall()[0][0]
+        out.duplicates = valid - out.events
+        if hours:
+            existing = [h for h in hours if lake.has_file(f"{'/'.join(EVENTS_KEY)}/hour={h}/{PART_FILE}")]
+            if existing:
+                lake.handle(EVENTS_KEY, existing, "hour").register(con, "lake_existing")
+                merged = ("SELECT * FROM (SELECT * FROM lake_existing UNION ALL BY NAME SELECT * FROM stream_good) "
+                          "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY processed_at, source, position) = 1")
+            else:
+                merged = "SELECT * FROM stream_good"
+            lake.write(EVENTS_KEY, DuckDBQuery(con, f"SELECT * FROM ({merged}) ORDER BY hour, event_time, event_id"),
+                       partitions=hours, column="hour")
+            out.partitions = hours
+    crash_point("after_lake_write")
+    dlq_rows = [{"source": s, "position": p, "original_event": payload, "error": e, "timestamp": now.isoformat()}
+                for s, p, payload, e in bad]
+    out.dlq = len(bad)
+    for *_, e in bad:
+        out.dlq_by_error[e] = out.dlq_by_error.get(e, 0) + 1
+    with session.transaction():
+        ensure_stream_tables(session)
+        if bad:
+            staged = pa.table({"source": [b[0] for b in bad], "position": [b[1] for b in bad],
+                               "payload": [b[2] for b in bad], "error": [b[3] for b in bad],
+                               "failed_at": pa.array([now] * len(bad), pa.timestamp("us", tz="UTC"))})
+            session.stage_arrow("__dlq", staged)
+            session.execute(f"DELETE FROM {qualified(STREAM_SCHEMA, DLQ_TABLE)} WHERE (source, position) IN "
+                            "(SELECT source, position FROM __dlq)")
+            session.execute(f"INSERT INTO {qualified(STREAM_SCHEMA, DLQ_TABLE)} SELECT source, position, payload, error, "
+                            "failed_at FROM __dlq")
+            session.execute("DROP TABLE __dlq")
+    source.dead_letter(dlq_rows)
+    crash_point("before_commit")
+    source.commit(batch)
+    crash_point("after_commit")
+    out.seconds = time.perf_counter() - started
+    return out
+
