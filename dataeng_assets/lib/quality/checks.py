@@ -164,8 +164,7 @@ def run_checks(
                         o.metric, o.passed, r.severity, str(o.observed), o.threshold, o.failing_rows, run_id, now)
             for p in plans for r in p.rules for k, o in outcomes[r.name].items()
         ]
-        with session.transaction():
-            history.record(session, aq.table, rows)
+        history.record(session, aq.table, rows)  # one transaction (replace_rows)
         return [_outcome(session, aq, p, outcomes, partition_dates) for p in plans]
 
 

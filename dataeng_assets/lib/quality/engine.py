@@ -10,7 +10,6 @@ The same SQL runs on DuckDB (lake Parquet or the warehouse file) and PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -444,6 +443,3 @@ def _attach_samples(rel: Relation, rule: Rule, where: str, base: list, per: dict
     for k in failing:
         per[k].sample = sample
 
-
-def finite(v: Any) -> float | None:
-    return v if isinstance(v, (int, float)) and math.isfinite(v) else None

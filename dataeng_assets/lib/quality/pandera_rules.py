@@ -14,7 +14,7 @@ import pandas as pd
 import pandera.errors
 import pandera.pandas as pa
 
-from dataeng_assets.lib.quality.rules import ColumnSpec, Rule, RulesError, TableRules
+from dataeng_assets.lib.quality.rules import ColumnSpec, Rule, RulesError
 
 _RANGE = {
     "greater_than_or_equal_to": ("min", False),
@@ -94,11 +94,6 @@ def gate_rules(table: str, schema: pa.DataFrameSchema) -> tuple[Rule, list[Rule]
                          source=f"pandera {table}"))
     schema_rule = Rule("schema", "schema", "critical", None, {"columns": specs}, source=f"pandera {table}")
     return schema_rule, [*not_null, *gate], advisory
-
-
-def model_from_yaml(tr: TableRules) -> pa.DataFrameSchema:
-    """A Pandera model from a rules file's `schema:` section (types as metadata, nullability)."""
-    return merge(None, tr.schema, tr.table)
 
 
 def merge(model: pa.DataFrameSchema | None, specs: list[ColumnSpec], table: str) -> pa.DataFrameSchema:

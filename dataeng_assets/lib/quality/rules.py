@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -276,8 +276,9 @@ def _check_params(kind: str, p: dict[str, Any]) -> dict[str, Any]:
         parts = str(p["references"]).split(".")
         if len(parts) not in (2, 3) or not all(re.fullmatch(r"[a-z_][a-z0-9_]*", x) for x in parts):
             raise ValueError("references is table.column or schema.table.column")
-        p.setdefault("valid_from", "valid_from") if kind == "point_in_time" else None
-        p.setdefault("valid_to", "valid_to") if kind == "point_in_time" else None
+        if kind == "point_in_time":
+            p.setdefault("valid_from", "valid_from")
+            p.setdefault("valid_to", "valid_to")
     elif kind == "freshness":
         p["max_age_hours"] = _number(p["max_age_hours"], "max_age_hours")
         if p.get("relative_to", "auto") not in ("auto", "now", "partition_end"):
@@ -335,6 +336,3 @@ def load_rules_dir(folder: str | Path) -> dict[str, TableRules]:
             out[tr.table] = tr
     return out
 
-
-def all_rules(tables: Iterable[TableRules]) -> list[tuple[str, Rule]]:
-    return [(t.table, r) for t in tables for r in t.rules]

@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -54,7 +55,6 @@ class IngestResult:
     dlq: int = 0
     partitions: list[str] = field(default_factory=list)
     dlq_by_error: dict[str, int] = field(default_factory=dict)
-    lag: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -106,17 +106,6 @@ class KafkaSource:
         if batch.commit:  # the next offset to read, per partition
             offsets = [TopicPartition(self.topic, p, o + 1) for p, o in batch.commit.items()]
             self.consumer.commit(offsets=offsets, asynchronous=False)
-
-    def lag(self) -> dict[int, int]:
-        """Per partition: the end offset minus the group's committed offset (never negative)."""
-        from confluent_kafka import TopicPartition
-
-        committed = self.consumer.committed([TopicPartition(self.topic, p) for p in self.partitions], timeout=10)
-        out = {}
-        for tp in committed:
-            _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, tp.partition), timeout=10, cached=False)
-            out[tp.partition] = max(0, high - max(tp.offset, 0))
-        return out
 
     def dead_letter(self, rows: list[dict]) -> None:
         from confluent_kafka import Producer
@@ -176,9 +165,6 @@ class LandingSource:
             for rel in batch.commit or []:
                 self.session.execute(f"INSERT INTO {qualified(STREAM_SCHEMA, CURSOR_TABLE)} VALUES ($1, now())", [rel])
 
-    def lag(self) -> dict[int, int]:
-        return {0: len(self.pending())}
-
     def dead_letter(self, rows: list[dict]) -> None:
         pass
 
@@ -210,8 +196,8 @@ def ingest_batch(batch: Batch, lake: Lake, session: Session, source, now: dt.dat
         con.unregister("batch")
         out.events = con.execute("SELECT count(*) FROM stream_good").fetchall()[0][0]
         hours = [r[0] for r in con.execute("SELECT DISTINCT hour FROM stream_good ORDER BY 1").fetchall()]
-        bad = con.execute("SELECT source, position, payload, error FROM stream_parsed WHERE error IS NOT NULL "
-                          "ORDER BY source, position").fetchall()
+        bad = con.execute("SELECT source, position, payload, error, $now AS failed_at FROM stream_parsed "
+                          "WHERE error IS NOT NULL ORDER BY source, position", {"now": now}).to_arrow_table()
         valid = con.execute("SELECT count(*) FROM stream_parsed WHERE error IS NULL").fetchall()[0][0]
         out.duplicates = valid - out.events
         if hours:
@@ -226,24 +212,19 @@ def ingest_batch(batch: Batch, lake: Lake, session: Session, source, now: dt.dat
                        partitions=hours, column="hour")
             out.partitions = hours
     crash_point("after_lake_write")
-    dlq_rows = [{"source": s, "position": p, "original_event": payload, "error": e, "timestamp": now.isoformat()}
-                for s, p, payload, e in bad]
-    out.dlq = len(bad)
-    for *_, e in bad:
-        out.dlq_by_error[e] = out.dlq_by_error.get(e, 0) + 1
+    out.dlq = bad.num_rows
+    out.dlq_by_error = dict(Counter(bad.column("error").to_pylist()))
     with session.transaction():
         ensure_stream_tables(session)
-        if bad:
-            staged = pa.table({"source": [b[0] for b in bad], "position": [b[1] for b in bad],
-                               "payload": [b[2] for b in bad], "error": [b[3] for b in bad],
-                               "failed_at": pa.array([now] * len(bad), pa.timestamp("us", tz="UTC"))})
-            session.stage_arrow("__dlq", staged)
+        if bad.num_rows:
+            session.stage_arrow("__dlq", bad)
             session.execute(f"DELETE FROM {qualified(STREAM_SCHEMA, DLQ_TABLE)} WHERE (source, position) IN "
                             "(SELECT source, position FROM __dlq)")
             session.execute(f"INSERT INTO {qualified(STREAM_SCHEMA, DLQ_TABLE)} SELECT source, position, payload, error, "
                             "failed_at FROM __dlq")
             session.execute("DROP TABLE __dlq")
-    source.dead_letter(dlq_rows)
+    source.dead_letter([{"source": r["source"], "position": r["position"], "original_event": r["payload"],
+                         "error": r["error"], "timestamp": now.isoformat()} for r in bad.to_pylist()])
     crash_point("before_commit")
     source.commit(batch)
     crash_point("after_commit")
