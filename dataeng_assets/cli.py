@@ -61,8 +61,9 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def run_job(job_name: str, first: str, last: str, instance=None, log_level: str = "WARNING"):
-    """Materialize the job's assets for days first..last in one in-process, single-run backfill."""
+def run_job(job_name: str, first: str | None, last: str | None, instance=None, log_level: str = "WARNING"):
+    """Materialize the job's assets for days first..last in one in-process, single-run backfill
+    (an unpartitioned job, as the stream's micro-batch, when first is None)."""
     import dagster as dg
 
     from dataeng_assets.definitions import defs
@@ -71,7 +72,7 @@ def run_job(job_name: str, first: str, last: str, instance=None, log_level: str 
     job = defs().resolve_job_def(job_name)
     return job.execute_in_process(
         instance=instance,
-        tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
+        tags={RANGE_START_TAG: first, RANGE_END_TAG: last} if first else None,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=False,
     )
@@ -147,7 +148,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     home = ensure_dagster_home()
     first, last = spec.dates[0].isoformat(), spec.dates[-1].isoformat()
     jobs = {"user_analytics_job": [GROUP], "warehouse_job": ["extract", "warehouse", "marts"],
-            "user_activity_job": ["user_activity"]}
+            "user_activity_job": ["user_activity"], "stream_job": ["streaming"]}
     print(f"materializing {', '.join(jobs)} for {first}..{last}, one run each (DAGSTER_HOME={home}) ...")
     from dataeng_assets.definitions import defs
     from dataeng_assets.defs.automation.optimizer import refresh_optimizer
@@ -156,7 +157,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     rows, ok, results = [], True, []
     with dg.DagsterInstance.get() as instance:
         for job, groups in jobs.items():
-            result = run_job(job, first, last, instance, "DEBUG" if a.verbose else "WARNING")
+            days = (None, None) if job == "stream_job" else (first, last)  # the stream: a micro-batch
+            result = run_job(job, *days, instance, "DEBUG" if a.verbose else "WARNING")
             expected = sorted(k.to_user_string() for k in dg.AssetSelection.groups(*groups).resolve(graph))
             job_rows, job_ok = run_summary(result, instance, expected)
             rows += job_rows

@@ -32,7 +32,9 @@ def defs() -> dg.Definitions:
     from dataeng_assets.defs.pipelines import pipeline_definitions
     from dataeng_assets.defs.platform import assets as platform_assets
     from dataeng_assets.defs.quality.checks import quality_checks
+    from dataeng_assets.defs.streaming import assets as streaming_assets
     from dataeng_assets.defs.warehouse import extract as extract_assets
+    from dataeng_assets.lib import env
     from dataeng_assets.lib.dbt import prepare_manifest
 
     prepare_manifest()  # normally built by `make`; parsed here only when missing (a fresh clone)
@@ -42,15 +44,16 @@ def defs() -> dg.Definitions:
 
     engine = _warehouse_engine()
     loaded = dg.load_assets_from_modules(
-        [analytics_assets, extract_assets, dbt_assets_module, activity_assets, platform_assets]
+        [analytics_assets, extract_assets, dbt_assets_module, activity_assets, platform_assets, streaming_assets]
     )
     assets = dg.map_asset_specs(lambda spec: _show_engine(spec, engine), loaded)
     platform = dg.Definitions(
         assets=assets,
         asset_checks=quality_checks([a for a in loaded if isinstance(a, dg.AssetsDefinition)]),
-        jobs=[user_analytics_job, warehouse_job, user_activity_job],
+        jobs=[user_analytics_job, warehouse_job, user_activity_job, streaming_assets.stream_job],
         schedules=[user_analytics_schedule],
-        sensors=[events_arrival_sensor, optimizer_on_success, optimizer_on_failure, quality_alerts],
+        sensors=[events_arrival_sensor, optimizer_on_success, optimizer_on_failure, quality_alerts,
+                 streaming_assets.stream_sensor(default_running=env.kafka_settings().bootstrap is not None)],
         resources=build_resources(),
     )
     return dg.Definitions.merge(platform, pipeline_definitions())  # kinds already name the engine

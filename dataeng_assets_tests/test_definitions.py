@@ -26,6 +26,10 @@ EXPECTED_ASSETS = {
     "analytics/fact_user_activity": "user_activity",
     "analytics/user_revenue_summary": "user_activity",
 }
+STREAM_ASSETS = {  # one micro-batch step; its checks are consumer_lag and dlq_rate
+    k: "streaming" for k in ("lake/stream/user_events", "stream/events_dlq", "stream/user_events",
+                             "stream/late_events", "stream/pageviews_5m", "stream/purchases_15m", "stream/sessions")
+}
 PARTITIONED = {
     "lake/events/raw_events", "lake/events/raw_events_quarantine", "lake/analytics/user_metrics",
     "analytics/user_daily_metrics", "analytics/user_monthly_metrics", "analytics/fact_sales",
@@ -47,7 +51,7 @@ def test_definitions_load_and_validate():
     dg.Definitions.validate_loadable(d)
     graph = d.resolve_asset_graph()
     specs = {s.key.to_user_string(): s for s in d.resolve_all_asset_specs()}
-    assert {k: s.group_name for k, s in specs.items()} == {**EXPECTED_ASSETS, **PIPELINE_ASSETS}
+    assert {k: s.group_name for k, s in specs.items()} == {**EXPECTED_ASSETS, **PIPELINE_ASSETS, **STREAM_ASSETS}
     for key, spec in specs.items():
         assert spec.owners, key
         assert spec.kinds, key
@@ -62,7 +66,8 @@ def test_definitions_load_and_validate():
         assert mine, f"{key} has no YAML rules"
     for c in ours:
         assert c.blocking == (c.metadata["severity"] == "critical"), c.name
-    dbt_tests = {(c.asset_key.to_user_string(), c.name) for c in check_specs if c not in ours}
+    dbt_tests = {(c.asset_key.to_user_string(), c.name) for c in check_specs
+                 if c not in ours and c.asset_key.to_user_string() not in STREAM_ASSETS}
     assert ("analytics/dim_customer", "assert_one_current_row_per_customer") in dbt_tests
     assert ("analytics/fact_sales", "relationships_fact_sales_customer_key__customer_key__ref_dim_customer_") in dbt_tests
     assert len(dbt_tests) == 37
@@ -74,6 +79,10 @@ def test_definitions_load_and_validate():
     assert d.resolve_schedule_def("user_analytics_daily")
     assert d.resolve_schedule_def("customer_analytics_schedule").cron_schedule == "0 2 * * *"
     assert d.resolve_job_def("customer_analytics_job")
+    assert d.resolve_job_def("stream_job") and d.resolve_sensor_def("stream_sensor")
+    stream_checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys
+                     if k.asset_key.to_user_string() in STREAM_ASSETS}
+    assert stream_checks == {("lake/stream/user_events", "consumer_lag"), ("stream/events_dlq", "dlq_rate")}
 
 
 def test_warehouse_kind_follows_the_configured_engine(data_home, monkeypatch):

@@ -129,3 +129,37 @@ def source_database(override: str | None = None) -> Database:
 def s3_endpoint() -> str | None:
     """The S3 endpoint override (moto, MinIO, ...), from the standard AWS variable."""
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Kafka from `DATAENG_KAFKA_*`; None bootstrap means the landing zone is the stream."""
+
+    bootstrap: str | None
+    topic: str
+    group: str
+    client: dict  # librdkafka security options (SASL/TLS), never logged
+
+    def describe(self) -> str:
+        return f"kafka://{self.bootstrap}/{self.topic} (group {self.group})" if self.bootstrap else "landing zone"
+
+
+_KAFKA_CLIENT_VARS = {  # environment variable -> librdkafka option
+    "DATAENG_KAFKA_SECURITY_PROTOCOL": "security.protocol",
+    "DATAENG_KAFKA_SASL_MECHANISM": "sasl.mechanism",
+    "DATAENG_KAFKA_SASL_USERNAME": "sasl.username",
+    "DATAENG_KAFKA_SASL_PASSWORD": "sasl.password",
+    "DATAENG_KAFKA_SSL_CA_LOCATION": "ssl.ca.location",
+}
+
+
+def kafka_settings(bootstrap: str | None = None, secrets: dict | None = None) -> KafkaSettings:
+    """`secrets` (resolved `EnvVar`s from the resource) override the environment's."""
+    client = {opt: os.environ[var] for var, opt in _KAFKA_CLIENT_VARS.items() if os.environ.get(var)}
+    client.update({k: v for k, v in (secrets or {}).items() if v})
+    return KafkaSettings(
+        bootstrap=bootstrap or os.environ.get("DATAENG_KAFKA_BOOTSTRAP") or None,
+        topic=os.environ.get("DATAENG_KAFKA_TOPIC") or "user-events",
+        group=os.environ.get("DATAENG_KAFKA_GROUP") or "dataeng-stream",
+        client=client,
+    )

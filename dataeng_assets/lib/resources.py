@@ -58,3 +58,37 @@ class WarehouseResource(dg.ConfigurableResource):
     def session(self) -> Iterator[Session]:
         with self.get().session() as s:
             yield s
+
+
+class StreamResource(dg.ConfigurableResource):
+    """The user-event stream: Kafka when `DATAENG_KAFKA_BOOTSTRAP` is set (topic, group and
+    SASL/TLS options from `DATAENG_KAFKA_*`), else the landing zone's JSONL drops, so the demo
+    needs no broker. Budgets and thresholds of the micro-batch and its checks."""
+
+    bootstrap: str | None = None  # override, for tests; otherwise the environment
+    sasl_username: str | None = None  # set from dg.EnvVar when the environment has them
+    sasl_password: str | None = None
+    max_records: int = 500_000  # per run
+    max_seconds: float = 60.0  # per run; a micro-batch in flight is finished
+    batch_records: int = 100_000  # per micro-batch: one lake write and one warehouse transaction
+    lateness_seconds: float = 600.0  # watermark = max event time - lateness
+    session_gap_seconds: float = 1800.0
+    route_processed: bool = False  # also produce enriched events to processed-{event_type}
+    lag_warn_records: int = 100_000  # consumer_lag warns above (files, for the landing zone: 0)
+    dlq_rate_max: float = 0.01  # dlq_rate fails above this share of a run's messages
+
+    def settings(self) -> env.KafkaSettings:
+        return env.kafka_settings(self.bootstrap, {"sasl.username": self.sasl_username,
+                                                   "sasl.password": self.sasl_password})
+
+    @contextmanager
+    def open(self, landing: Lake, session: Session):
+        """The source: a KafkaSource on the configured topic, or the landing zone."""
+        from dataeng_assets.lib.streaming.ingest import KafkaSource, LandingSource
+
+        k = self.settings()
+        source = KafkaSource(k.bootstrap, k.topic, k.group, k.client) if k.bootstrap else LandingSource(landing, session)
+        try:
+            yield source
+        finally:
+            source.close()

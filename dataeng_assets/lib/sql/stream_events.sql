@@ -34,6 +34,8 @@ SELECT source, position, payload, event_id, user_id, session_id, event_type, eve
            WHEN event_type IS NULL OR event_type = '' THEN 'missing_event_type'
            WHEN user_id IS NULL THEN 'invalid_user_id'
            WHEN event_time IS NULL THEN 'invalid_event_timestamp'
+           -- a clock a day ahead would drag the watermark forward and make every event late
+           WHEN event_time > CAST($processed_at AS TIMESTAMPTZ) + INTERVAL '1 day' THEN 'event_time_in_future'
            WHEN amount_raw IS NOT NULL AND amount IS NULL THEN 'invalid_amount'
            WHEN amount < 0 THEN 'negative_amount'
        END AS error

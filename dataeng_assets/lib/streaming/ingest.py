@@ -25,6 +25,7 @@ import pyarrow.fs as pafs
 from dataeng_assets.lib import sql
 from dataeng_assets.lib.events import scratch_duckdb
 from dataeng_assets.lib.lake import PART_FILE, DuckDBQuery, Lake
+from dataeng_assets.lib.streaming.windows import EVENT_COLUMNS, WindowSettings, apply_windows
 from dataeng_assets.lib.warehouse import Session, qualified
 
 EVENTS_KEY = ["lake", "stream", "user_events"]
@@ -32,6 +33,7 @@ STREAM_SCHEMA = "stream"
 DLQ_TABLE = "events_dlq"
 CURSOR_TABLE = "ingest_cursor"
 DLQ_TOPIC = "events-dlq"
+LANDING_PREFIX = "events"
 BATCH = pa.schema([("source", pa.string()), ("position", pa.string()), ("payload", pa.string())])
 CRASH_VAR = "DATAENG_STREAM_CRASH_AT"  # tests: die (os._exit) at a named point, as a killed consumer would
 
@@ -53,9 +55,21 @@ class IngestResult:
     events: int = 0
     duplicates: int = 0
     dlq: int = 0
+    accepted: int = 0  # into the warehouse's windows (events not seen before and not late)
+    late: int = 0
+    watermark: dt.datetime | None = None
     partitions: list[str] = field(default_factory=list)
     dlq_by_error: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    batches: int = 0
+
+    def add(self, r: "IngestResult") -> None:
+        for name in ("read", "events", "duplicates", "dlq", "accepted", "late", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(r, name))
+        self.batches += 1
+        self.watermark = r.watermark or self.watermark
+        self.partitions = sorted(set(self.partitions) | set(r.partitions))
+        self.dlq_by_error = dict(Counter(self.dlq_by_error) + Counter(r.dlq_by_error))
 
 
 # ---------------------------------------------------------------- sources
@@ -69,7 +83,7 @@ class KafkaSource:
         self.topic, self.group, self.bootstrap, self.extra = topic, group, bootstrap, extra or {}
         self.consumer = Consumer({
             "bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-            "auto.offset.reset": "earliest", "enable.partition.eof": False, **self.extra,
+            "auto.offset.reset": "earliest", "enable.partition.eof": True, **self.extra,
         })
         meta = self.consumer.list_topics(topic, timeout=10)
         if meta.topics[topic].error is not None:
@@ -78,20 +92,30 @@ class KafkaSource:
         committed = self.consumer.committed([TopicPartition(topic, p) for p in self.partitions], timeout=10)
         start = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else -2) for tp in committed]
         self.consumer.assign(start)
+        self._at_end: set[int] = set()  # partitions whose end was reached, with nothing since
 
     def read(self, max_records: int, max_seconds: float) -> Batch:
+        from confluent_kafka import KafkaError, KafkaException
+
         deadline = time.monotonic() + max_seconds
         sources, positions, payloads = [], [], []
         last: dict[int, int] = {}
         while len(payloads) < max_records and time.monotonic() < deadline:
-            msgs = self.consumer.consume(min(10_000, max_records - len(payloads)), timeout=min(0.5, max(0.05, deadline - time.monotonic())))
+            caught_up = len(self._at_end) == len(self.partitions)
+            wait = 0.2 if caught_up else min(0.5, max(0.05, deadline - time.monotonic()))
+            msgs = self.consumer.consume(min(10_000, max_records - len(payloads)), timeout=wait)
             if not msgs:
-                if payloads:
-                    break  # caught up
+                if payloads or caught_up:
+                    break
                 continue
             for m in msgs:
-                if m.error() is not None:
+                if (err := m.error()) is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        self._at_end.add(m.partition())
+                    elif err.fatal():
+                        raise KafkaException(err)
                     continue
+                self._at_end.discard(m.partition())
                 value = m.value()
                 payloads.append(value.decode("utf-8", errors="replace") if value is not None else "")
                 sources.append(self.topic)
@@ -99,6 +123,41 @@ class KafkaSource:
                 last[m.partition()] = m.offset()
         table = pa.table([sources, positions, payloads], schema=BATCH)
         return Batch(table, last)
+
+    def lag(self) -> dict[int, dict[str, int]]:
+        """Per partition: the group's committed offset, the log end offset and the difference
+        (what `kafka-consumer-groups --describe` shows). Tansu reports the end as the last record
+        batch's base offset + 1, so there lag is understated by at most the last batch."""
+        from confluent_kafka import TopicPartition
+
+        tps = [TopicPartition(self.topic, p) for p in self.partitions]
+        committed = {tp.partition: tp.offset for tp in self.consumer.committed(tps, timeout=10)}
+        out = {}
+        for p in self.partitions:
+            low, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10, cached=False)
+            at = committed[p] if committed[p] >= 0 else low
+            out[p] = {"committed": max(committed[p], 0), "end": high, "lag": max(high - at, 0)}
+        return out
+
+    def route(self, rows: list[tuple[str, str, str]]) -> None:
+        """The seed's router: each enriched event (event_type, event_id, json) to
+        `processed-{event_type}`, keyed by event_id (at least once: a replayed batch re-sends)."""
+        self._produce((f"processed-{t}", k, v) for t, k, v in rows)
+
+    def _produce(self, messages) -> None:
+        from confluent_kafka import Producer
+
+        messages = list(messages)
+        if not messages:
+            return
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 20,
+                             **{k: v for k, v in self.extra.items() if k.startswith(("security", "sasl", "ssl"))}})
+        for n, (topic, key, value) in enumerate(messages):
+            producer.produce(topic, key=key.encode() if key else None, value=value.encode())
+            if n % 10_000 == 0:
+                producer.poll(0)
+        if producer.flush(30):
+            raise RuntimeError("Kafka: messages still unsent after 30 s; the batch will be replayed")
 
     def commit(self, batch: Batch) -> None:
         from confluent_kafka import TopicPartition
@@ -108,15 +167,7 @@ class KafkaSource:
             self.consumer.commit(offsets=offsets, asynchronous=False)
 
     def dead_letter(self, rows: list[dict]) -> None:
-        from confluent_kafka import Producer
-
-        if not rows:
-            return
-        producer = Producer({"bootstrap.servers": self.bootstrap, **{k: v for k, v in self.extra.items()
-                                                                      if k.startswith(("security", "sasl", "ssl"))}})
-        for r in rows:
-            producer.produce(DLQ_TOPIC, json.dumps(r, default=str).encode())
-        producer.flush(30)
+        self._produce((DLQ_TOPIC, r["position"], json.dumps(r, default=str)) for r in rows)
 
     def close(self) -> None:
         self.consumer.close()
@@ -137,8 +188,8 @@ class LandingSource:
         done = self._done()
         files = []
         root = self.landing.root.rstrip("/")
-        for folder, _ in self.landing.list_markers("events"):
-            for info in self.landing.fs.get_file_info(pafs.FileSelector(f"{root}/{folder}")):
+        for folder, _ in self.landing.list_markers(LANDING_PREFIX):  # complete drops only
+            for info in self.landing.fs.get_file_info(pafs.FileSelector(f"{root}/{LANDING_PREFIX}/{folder}")):
                 if info.path.endswith(".jsonl"):
                     rel = info.path[len(root) + 1:]
                     if rel not in done:
@@ -165,7 +216,15 @@ class LandingSource:
             for rel in batch.commit or []:
                 self.session.execute(f"INSERT INTO {qualified(STREAM_SCHEMA, CURSOR_TABLE)} VALUES ($1, now())", [rel])
 
+    def lag(self) -> dict[str, dict[str, int]]:
+        """Files not yet ingested (the landing zone has no offsets)."""
+        done, pending = len(self._done()), len(self.pending())
+        return {"landing": {"committed": done, "end": done + pending, "lag": pending}}
+
     def dead_letter(self, rows: list[dict]) -> None:
+        pass  # the DLQ table is the landing zone's only dead-letter sink
+
+    def route(self, rows) -> None:
         pass
 
     def close(self) -> None:
@@ -182,8 +241,10 @@ def ensure_stream_tables(s: Session) -> None:
               "ingested_at TIMESTAMPTZ)")
 
 
-def ingest_batch(batch: Batch, lake: Lake, session: Session, source, now: dt.datetime | None = None) -> IngestResult:
-    """Steps 2-5 of the module docstring for one batch read from `source`."""
+def ingest_batch(batch: Batch, lake: Lake, session: Session, source, now: dt.datetime | None = None,
+                 windows: WindowSettings | None = None, route: bool = False) -> IngestResult:
+    """Steps 2-5 of the module docstring for one batch read from `source`; the DLQ rows and the
+    event-time windows (`windows.py`) are written in one warehouse transaction."""
     started = time.perf_counter()
     now = now or dt.datetime.now(dt.timezone.utc)
     out = IngestResult(read=batch.table.num_rows)
@@ -196,10 +257,13 @@ def ingest_batch(batch: Batch, lake: Lake, session: Session, source, now: dt.dat
         con.unregister("batch")
         out.events = con.execute("SELECT count(*) FROM stream_good").fetchall()[0][0]
         hours = [r[0] for r in con.execute("SELECT DISTINCT hour FROM stream_good ORDER BY 1").fetchall()]
-        bad = con.execute("SELECT source, position, payload, error, $now AS failed_at FROM stream_parsed "
-                          "WHERE error IS NOT NULL ORDER BY source, position", {"now": now}).to_arrow_table()
+        bad = con.sql("SELECT source, position, payload, error, $now AS failed_at FROM stream_parsed "
+                          "WHERE error IS NOT NULL ORDER BY source, position", params={"now": now}).to_arrow_table()
         valid = con.execute("SELECT count(*) FROM stream_parsed WHERE error IS NULL").fetchall()[0][0]
         out.duplicates = valid - out.events
+        good = con.sql(f"SELECT {', '.join(EVENT_COLUMNS)} FROM stream_good").to_arrow_table()
+        routed = con.execute("SELECT event_type, event_id, CAST(to_json(g) AS VARCHAR) FROM "
+                             f"(SELECT {', '.join(EVENT_COLUMNS)} FROM stream_good) g").fetchall() if route else []
         if hours:
             existing = [h for h in hours if lake.has_file(f"{'/'.join(EVENTS_KEY)}/hour={h}/{PART_FILE}")]
             if existing:
@@ -223,11 +287,32 @@ def ingest_batch(batch: Batch, lake: Lake, session: Session, source, now: dt.dat
             session.execute(f"INSERT INTO {qualified(STREAM_SCHEMA, DLQ_TABLE)} SELECT source, position, payload, error, "
                             "failed_at FROM __dlq")
             session.execute("DROP TABLE __dlq")
+        applied = apply_windows(session, good, windows or WindowSettings(), now)
+    out.accepted, out.late, out.watermark = applied.accepted, applied.late, applied.watermark
     source.dead_letter([{"source": r["source"], "position": r["position"], "original_event": r["payload"],
                          "error": r["error"], "timestamp": now.isoformat()} for r in bad.to_pylist()])
+    if routed:
+        source.route(routed)
     crash_point("before_commit")
     source.commit(batch)
     crash_point("after_commit")
     out.seconds = time.perf_counter() - started
     return out
 
+
+
+def ingest(source, lake: Lake, session: Session, max_records: int, max_seconds: float, batch_records: int,
+           windows: WindowSettings | None = None, route: bool = False, log=None) -> IngestResult:
+    """Micro-batches from `source` until it is caught up or the record/time budget is spent."""
+    total = IngestResult()
+    deadline = time.monotonic() + max_seconds
+    while total.read < max_records and (left := deadline - time.monotonic()) > 0:
+        batch = source.read(min(batch_records, max_records - total.read), min(left, 5.0))
+        if not batch.table.num_rows:
+            break
+        r = ingest_batch(batch, lake, session, source, windows=windows, route=route)
+        total.add(r)
+        if log:
+            log(f"micro-batch {total.batches}: {r.read:,} read, {r.events:,} to the lake, {r.dlq:,} to the DLQ, "
+                f"{r.accepted:,} into windows, {r.late:,} late, {r.seconds:.2f}s")
+    return total

@@ -75,11 +75,19 @@ def dlq_count() -> int:
         return s.fetchone(f"SELECT count(*) FROM {STREAM_SCHEMA}.{DLQ_TABLE}")[0]
 
 
+def warehouse_ids() -> list[str]:
+    """Event ids in the warehouse: accepted into the windows, or late (each in exactly one)."""
+    with Warehouse(env.warehouse_database()).session() as s:
+        return [r[0] for r in s.execute("SELECT event_id FROM stream.user_events UNION ALL "
+                                        "SELECT event_id FROM stream.late_events")]
+
+
 def test_every_message_lands_in_the_lake_or_the_dlq_exactly_once(data_home, kafka_broker, kafka_topic):
     good, bad = produce(kafka_broker, kafka_topic)
     results = drain(kafka_broker, kafka_topic)
     ids = lake_ids()
     assert len(ids) == len(set(ids)) == good
+    assert sorted(warehouse_ids()) == sorted(ids)
     assert dlq_count() == bad and sum(r.dlq for r in results) == bad
     assert sum(r.read for r in results) == N
     # a second drain finds nothing new: offsets were committed
@@ -98,4 +106,5 @@ def test_a_crash_before_the_commit_loses_and_duplicates_nothing(data_home, kafka
     drain(kafka_broker, kafka_topic, max_records=4_000)
     ids = lake_ids()
     assert len(ids) == len(set(ids)) == good
+    assert sorted(warehouse_ids()) == sorted(ids)
     assert dlq_count() == bad
