@@ -126,3 +126,71 @@ def test_partitioned_run_through_webserver_and_daemon(data_home, dagster_dev):
     failed = {(a["asset"], a["check"]) for a in alerts}
     assert ("lake/events/raw_events", "freshness_event_timestamp") in failed  # last event 09:00, day ends 24:00
     assert len(alerts) == len({a["id"] for a in alerts}) and all(a["run_id"] == run_id for a in alerts)
+
+
+@pytest.fixture
+def kafka_configured(data_home, kafka_broker, kafka_topic, monkeypatch):
+    """Kafka settings in the environment `dagster dev` inherits (requested before dagster_dev)."""
+    monkeypatch.setenv("DATAENG_KAFKA_BOOTSTRAP", kafka_broker)
+    monkeypatch.setenv("DATAENG_KAFKA_TOPIC", kafka_topic)
+    monkeypatch.setenv("DATAENG_KAFKA_GROUP", f"{kafka_topic}-daemon")
+    return kafka_broker, kafka_topic
+
+
+def test_the_daemon_keeps_the_stream_current_from_kafka(data_home, kafka_configured, dagster_dev, tmp_path):
+    """No run is launched by hand: the stream sensor (on by default with Kafka) sees the backlog,
+    the checks are recorded on the instance, and the DLQ-rate failure is alerted."""
+    import dagster as dg
+    from confluent_kafka import Producer
+
+    from dataeng_assets_tests.defs.test_streaming import seal
+    from dataeng_assets_tests.lib.streaming.test_ingest import lake_ids, produce
+
+    bootstrap, topic = kafka_configured
+    port, proc = dagster_dev
+    wait_loaded(port, proc)
+    good, bad = produce(bootstrap, topic, n=3_000, bad_every=20)  # 5 % malformed: dlq_rate fails
+    seal(bootstrap, topic)
+    good += 3
+
+    def wait_for(predicate, what: str, timeout: float = 240):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if predicate():
+                    return
+            except Exception:  # noqa: BLE001 - the lake or the DuckDB file is mid-write: look again
+                pass
+            time.sleep(3)
+        raise TimeoutError(f"{what} within {timeout}s; dagster dev log:\n"
+                           + (tmp_path / "dagster_dev.log").read_text(errors="replace")[-3000:])
+
+    def warehouse_count(sql: str) -> int:
+        with Warehouse(env.warehouse_database()).session() as s:
+            return s.fetchone(sql)[0]
+
+    wait_for(lambda: len(lake_ids()) == good and warehouse_count("SELECT count(*) FROM stream.events_dlq") == bad,
+             "the first micro-batch")
+    # more events, an hour later: the next micro-batch adds them and their windows
+    p = Producer({"bootstrap.servers": bootstrap})
+    for i in range(300):
+        p.produce(topic, json.dumps(event(f"new-{i}", i % 7, f"2024-01-15T01:{i % 60:02d}:00Z")).encode())
+    p.flush(10)
+    seal(bootstrap, topic)  # the seal events are duplicates: nothing new in the lake
+    wait_for(lambda: len(lake_ids()) == good + 300 and warehouse_count(
+        "SELECT sum(page_views) FROM stream.pageviews_5m WHERE window_start >= TIMESTAMPTZ '2024-01-15 01:00:00+00'") == 300,
+        "the second micro-batch")
+    ids = lake_ids()
+    assert len(ids) == len(set(ids))
+
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        runs = instance.get_run_records(dg.RunsFilter(job_name="stream_job"))
+        assert len(runs) >= 2 and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs
+                                      if r.dagster_run.is_finished)
+        for asset, check in ((["lake", "stream", "user_events"], "consumer_lag"), (["stream", "events_dlq"], "dlq_rate")):
+            history = instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(dg.AssetKey(asset), check), limit=10)
+            assert len(history) >= 2, check
+    log = data_home / "alerts" / "alerts.jsonl"
+    wait_for(lambda: any(json.loads(line)["check"] == "dlq_rate" for line in log.read_text().splitlines()),
+             "the dlq_rate alert", timeout=120)

@@ -143,6 +143,10 @@ def test_without_a_broker_the_same_assets_read_the_landing_zone(data_home, monke
         assert s.execute("SELECT user_id, page_views FROM stream.pageviews_5m") == [(1, 1)]
         assert s.execute("SELECT purchases, revenue FROM stream.purchases_15m") == [(1, 120.0)] * 3
         assert s.execute("SELECT events, duration_seconds FROM stream.sessions") == [(2, 180.0)]
+    evaluations = result.get_asset_check_evaluations()  # lag, DLQ rate and rules/stream.yaml
+    assert len(evaluations) >= 20
+    assert [ev.check_name for ev in evaluations if not ev.passed] == ["dlq_rate"]  # 1 of 4 lines
+    assert checks(result)["dlq_rate"].metadata["observed"].value == 0.25
     lag = checks(result)["consumer_lag"]
     assert lag.passed and lag.metadata["lag_by_partition"].value == {"landing": {"committed": 1, "end": 1, "lag": 0}}
     assert next(m for m in again.asset_materializations_for_node("stream_ingest")
