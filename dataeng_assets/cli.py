@@ -149,7 +149,9 @@ def cmd_demo(a: argparse.Namespace) -> int:
     first, last = spec.dates[0].isoformat(), spec.dates[-1].isoformat()
     jobs = {"user_analytics_job": [GROUP], "warehouse_job": ["extract", "warehouse", "marts"],
             "user_activity_job": ["user_activity"], "stream_job": ["streaming"]}
-    print(f"materializing {', '.join(jobs)} for {first}..{last}, one run each (DAGSTER_HOME={home}) ...")
+    daily = [j for j in jobs if j != "stream_job"]
+    print(f"materializing {', '.join(daily)} for {first}..{last}, one run each, then a stream_job micro-batch "
+          f"(DAGSTER_HOME={home}) ...")
     from dataeng_assets.definitions import defs
     from dataeng_assets.defs.automation.optimizer import refresh_optimizer
 
