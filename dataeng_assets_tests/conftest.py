@@ -126,3 +126,12 @@ def kafka_topic(kafka_broker):
     name = f"user-events-{uuid.uuid4().hex[:8]}"
     create_topic(kafka_broker, name)
     return name
+
+
+@pytest.fixture
+def kafka_env(data_home, kafka_broker, kafka_topic, monkeypatch) -> tuple[str, str]:
+    """Kafka selected through the environment, on a new topic: (bootstrap, topic)."""
+    monkeypatch.setenv("DATAENG_KAFKA_BOOTSTRAP", kafka_broker)
+    monkeypatch.setenv("DATAENG_KAFKA_TOPIC", kafka_topic)
+    monkeypatch.setenv("DATAENG_KAFKA_GROUP", f"{kafka_topic}-group")
+    return kafka_broker, kafka_topic

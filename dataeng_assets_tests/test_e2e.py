@@ -128,25 +128,17 @@ def test_partitioned_run_through_webserver_and_daemon(data_home, dagster_dev):
     assert len(alerts) == len({a["id"] for a in alerts}) and all(a["run_id"] == run_id for a in alerts)
 
 
-@pytest.fixture
-def kafka_configured(data_home, kafka_broker, kafka_topic, monkeypatch):
-    """Kafka settings in the environment `dagster dev` inherits (requested before dagster_dev)."""
-    monkeypatch.setenv("DATAENG_KAFKA_BOOTSTRAP", kafka_broker)
-    monkeypatch.setenv("DATAENG_KAFKA_TOPIC", kafka_topic)
-    monkeypatch.setenv("DATAENG_KAFKA_GROUP", f"{kafka_topic}-daemon")
-    return kafka_broker, kafka_topic
-
-
-def test_the_daemon_keeps_the_stream_current_from_kafka(data_home, kafka_configured, dagster_dev, tmp_path):
+def test_the_daemon_keeps_the_stream_current_from_kafka(data_home, kafka_env, dagster_dev, tmp_path):
     """No run is launched by hand: the stream sensor (on by default with Kafka) sees the backlog,
-    the checks are recorded on the instance, and the DLQ-rate failure is alerted."""
+    the checks are recorded on the instance, and the DLQ-rate failure is alerted. (kafka_env is
+    requested before dagster_dev, so `dagster dev` inherits the Kafka settings.)"""
     import dagster as dg
     from confluent_kafka import Producer
 
     from dataeng_assets_tests.defs.test_streaming import seal
     from dataeng_assets_tests.lib.streaming.test_ingest import lake_ids, produce
 
-    bootstrap, topic = kafka_configured
+    bootstrap, topic = kafka_env
     port, proc = dagster_dev
     wait_loaded(port, proc)
     good, bad = produce(bootstrap, topic, n=3_000, bad_every=20)  # 5 % malformed: dlq_rate fails

@@ -4,7 +4,6 @@ micro-batch sensor; and the landing-zone fallback without a broker."""
 import json
 
 import dagster as dg
-import pytest
 
 from dataeng_assets.cli import run_job
 from dataeng_assets.definitions import defs
@@ -56,14 +55,6 @@ def stream_run(instance, **config):
 
 def checks(result) -> dict:
     return {ev.check_name: ev for ev in result.get_asset_check_evaluations()}
-
-
-@pytest.fixture
-def kafka_env(data_home, kafka_broker, kafka_topic, monkeypatch):
-    monkeypatch.setenv("DATAENG_KAFKA_BOOTSTRAP", kafka_broker)
-    monkeypatch.setenv("DATAENG_KAFKA_TOPIC", kafka_topic)
-    monkeypatch.setenv("DATAENG_KAFKA_GROUP", f"{kafka_topic}-assets")
-    return kafka_broker, kafka_topic
 
 
 def test_lag_and_dlq_checks_and_routing_through_the_asset(kafka_env, tmp_path):

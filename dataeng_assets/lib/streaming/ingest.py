@@ -316,6 +316,8 @@ def ingest_batch(batch: Batch, lake: Lake, session: Session, source, now: dt.dat
                             "failed_at FROM __dlq")
             session.execute("DROP TABLE __dlq")
         applied = apply_windows(session, good, windows or WindowSettings(), now, batch.partitions)
+        crash_point("before_warehouse_commit")
+    crash_point("after_warehouse_commit")
     out.accepted, out.late, out.watermark = applied.accepted, applied.late, applied.watermark
     source.dead_letter([{"source": r["source"], "position": r["position"], "original_event": r["payload"],
                          "error": r["error"], "timestamp": now.isoformat()} for r in bad.to_pylist()])

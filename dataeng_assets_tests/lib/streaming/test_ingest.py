@@ -94,12 +94,13 @@ def test_every_message_lands_in_the_lake_or_the_dlq_exactly_once(data_home, kafk
     assert drain(kafka_broker, kafka_topic) == []
 
 
-@pytest.mark.parametrize("point", ["after_lake_write", "before_commit"])
-def test_a_crash_before_the_commit_loses_and_duplicates_nothing(data_home, kafka_broker, kafka_topic, point):
+@pytest.mark.parametrize("point", ["after_lake_write", "before_warehouse_commit", "after_warehouse_commit",
+                                   "before_commit", "after_commit"])
+def test_a_crash_at_any_point_loses_and_duplicates_nothing(data_home, kafka_broker, kafka_topic, point):
     good, bad = produce(kafka_broker, kafka_topic, n=20_000)
     code = ("from dataeng_assets_tests.lib.streaming.test_ingest import drain; "
             f"drain({kafka_broker!r}, {kafka_topic!r}, max_records=4_000)")
-    for _ in range(3):  # killed three times at the same point, each time after a lake write
+    for _ in range(3):  # killed three times there (the same batch replayed, or the next one after a commit)
         proc = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ,
                               "DATAENG_STREAM_CRASH_AT": point}, capture_output=True, timeout=120)
         assert proc.returncode == 17, proc.stderr.decode()[-2000:]
