@@ -28,6 +28,9 @@ def is_transient(exc: BaseException) -> bool:
         return True
     name = type(exc).__name__
     module = type(exc).__module__ or ""
+    if name == "KafkaException" and exc.args and hasattr(exc.args[0], "retriable"):
+        err = exc.args[0]  # a confluent_kafka.KafkaError
+        return bool(err.retriable()) or err.name() in ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_MSG_TIMED_OUT")
     if module.startswith("psycopg") and name in ("OperationalError", "InterfaceError"):
         return True
     text = str(exc).lower()

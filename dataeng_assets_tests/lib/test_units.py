@@ -31,6 +31,12 @@ def test_arrow_types_map_per_dialect():
     assert arrow_to_sql(pa.int32(), "duckdb") == "INTEGER"
 
 
+def _kafka(code: int):
+    from confluent_kafka import KafkaError, KafkaException
+
+    return KafkaException(KafkaError(code))
+
+
 @pytest.mark.parametrize(
     "exc,transient",
     [
@@ -42,6 +48,8 @@ def test_arrow_types_map_per_dialect():
         (OSError("No space left on device"), False),
         (ValueError("bad row"), False),
         (RuntimeError("IO Error: Could not set lock on file"), True),
+        (_kafka(-195), True),  # _TRANSPORT: the broker went away
+        (_kafka(3), False),  # UNKNOWN_TOPIC_OR_PART: a configuration error
     ],
 )
 def test_is_transient(exc, transient):

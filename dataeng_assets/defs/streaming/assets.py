@@ -7,6 +7,7 @@ import datetime as dt
 import dagster as dg
 
 from dataeng_assets.lib.resources import LakeResource, LandingZone, StreamResource, WarehouseResource
+from dataeng_assets.lib.retry import retry_transient
 from dataeng_assets.lib.stepstats import step_metrics
 from dataeng_assets.lib.streaming.ingest import DLQ_TABLE, EVENTS_KEY, STREAM_SCHEMA, ingest
 from dataeng_assets.lib.streaming.windows import SCHEMA, WindowSettings
@@ -58,7 +59,9 @@ def stream_ingest(context: dg.AssetExecutionContext, stream: StreamResource, lan
                   lake: LakeResource, warehouse: WarehouseResource):
     windows = WindowSettings(lateness=dt.timedelta(seconds=stream.lateness_seconds),
                              session_gap=dt.timedelta(seconds=stream.session_gap_seconds))
-    with step_metrics(context) as metrics, warehouse.session() as s, stream.open(landing.get(), s) as source:
+    # a retried step replays from the committed offsets, which the sink makes harmless
+    with step_metrics(context) as metrics, retry_transient(context), warehouse.session() as s, \
+            stream.open(landing.get(), s) as source:
         context.log.info(f"stream: {stream.settings().describe()}")
         with metrics.sql("ingest"):
             total = ingest(source, lake.get(), s, stream.max_records, stream.max_seconds, stream.batch_records,

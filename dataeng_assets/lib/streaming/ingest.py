@@ -185,7 +185,7 @@ class KafkaSource:
             if n % 10_000 == 0:
                 producer.poll(0)
         if producer.flush(30):
-            raise RuntimeError("Kafka: messages still unsent after 30 s; the batch will be replayed")
+            raise TimeoutError("Kafka: messages still unsent after 30 s; the batch will be replayed")
 
     def commit(self, batch: Batch) -> None:
         from confluent_kafka import TopicPartition
