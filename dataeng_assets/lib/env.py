@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -138,7 +138,7 @@ class KafkaSettings:
     bootstrap: str | None
     topic: str
     group: str
-    client: dict  # librdkafka security options (SASL/TLS), never logged
+    client: dict = field(repr=False)  # librdkafka security options (SASL/TLS): never in a repr or log
 
     def describe(self) -> str:
         return f"kafka://{self.bootstrap}/{self.topic} (group {self.group})" if self.bootstrap else "landing zone"

@@ -64,3 +64,24 @@ def test_unreachable_postgres_warehouse_is_a_clear_error(data_home, monkeypatch)
         Warehouse(env.warehouse_database()).check()
     assert "DATAENG_WAREHOUSE_URL=postgresql://u:***@127.0.0.1" in str(err.value)
     assert "topsecret" not in str(err.value)
+
+
+def test_kafka_settings_come_from_the_environment_and_secrets_stay_out_of_sight(data_home, monkeypatch):
+    import dagster as dg
+
+    from dataeng_assets.defs.resources import build_resources
+
+    assert env.kafka_settings().bootstrap is None and env.kafka_settings().describe() == "landing zone"
+    monkeypatch.setenv("DATAENG_KAFKA_BOOTSTRAP", "b1:9093,b2:9093")
+    monkeypatch.setenv("DATAENG_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("DATAENG_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("DATAENG_KAFKA_SASL_USERNAME", "svc-stream")
+    monkeypatch.setenv("DATAENG_KAFKA_SASL_PASSWORD", "s3cret-value")
+    k = env.kafka_settings()
+    assert (k.bootstrap, k.topic, k.group) == ("b1:9093,b2:9093", "user-events", "dataeng-stream")
+    assert k.client == {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+                        "sasl.username": "svc-stream", "sasl.password": "s3cret-value"}
+    assert "s3cret" not in k.describe() and "s3cret" not in repr(k)
+    stream = build_resources()["stream"]
+    # the resource holds EnvVars: the UI and run config show the variable's name, not its value
+    assert isinstance(stream.sasl_password, dg.EnvVar) and stream.sasl_password.env_var_name == "DATAENG_KAFKA_SASL_PASSWORD"
