@@ -73,6 +73,7 @@ class StreamResource(dg.ConfigurableResource):
     batch_records: int = 100_000  # per micro-batch: one lake write and one warehouse transaction
     lateness_seconds: float = 600.0  # watermark = max event time - lateness
     session_gap_seconds: float = 1800.0
+    idle_partition_seconds: float = 300.0  # a partition silent this long stops holding the watermark
     route_processed: bool = False  # also produce enriched events to processed-{event_type}
     lag_warn_records: int = 100_000  # consumer_lag warns above (files, for the landing zone: 0)
     dlq_rate_max: float = 0.01  # dlq_rate fails above this share of a run's messages

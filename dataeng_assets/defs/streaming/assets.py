@@ -58,7 +58,8 @@ def _spec(key: dg.AssetKey, description: str, kinds: set[str], deps=()) -> dg.As
 def stream_ingest(context: dg.AssetExecutionContext, stream: StreamResource, landing: LandingZone,
                   lake: LakeResource, warehouse: WarehouseResource):
     windows = WindowSettings(lateness=dt.timedelta(seconds=stream.lateness_seconds),
-                             session_gap=dt.timedelta(seconds=stream.session_gap_seconds))
+                             session_gap=dt.timedelta(seconds=stream.session_gap_seconds),
+                             idle_timeout=dt.timedelta(seconds=stream.idle_partition_seconds))
     # a retried step replays from the committed offsets, which the sink makes harmless
     with step_metrics(context) as metrics, retry_transient(context), warehouse.session() as s, \
             stream.open(landing.get(), s) as source:

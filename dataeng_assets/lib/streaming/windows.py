@@ -2,11 +2,13 @@
 
 Semantics (the tests hold them against an independent reference implementation):
 - The watermark is the event time every stream partition has reached (the smallest, over the
-  Kafka partitions seen, of each one's largest accepted event time) minus the allowed lateness,
+  source's partitions, of each one's largest accepted event time) minus the allowed lateness,
   as Flink keeps it: a partition read ahead of the others (a backlog is consumed partition by
-  partition) does not make the others' events late. It moves only at the end of a micro-batch,
-  so every event of a batch is judged against the watermark the previous batches left (Spark
-  Structured Streaming's rule).
+  partition) does not make the others' events late. A partition that delivered nothing for
+  `idle_timeout` (processing time) is left out until it delivers again, so an empty or quiet
+  partition does not hold the watermark back for ever (Flink's `withIdleness`). The watermark
+  never goes back, and moves only at the end of a micro-batch, so every event of a batch is
+  judged against the watermark the previous batches left (Spark Structured Streaming's rule).
 - An event is *late* when its event time is before that watermark: it goes to
   `stream.late_events` with how late it was, and no window changes. Any other event is
   *accepted* into `stream.user_events` (one row per event_id: a redelivery changes nothing) and
@@ -34,6 +36,7 @@ HOP_SIZE_SECONDS, HOP_EVERY_SECONDS = 900, 300  # purchases_15m
 EVENT_COLUMNS = ["event_id", "user_id", "session_id", "event_type", "event_time", "amount", "revenue_category",
                  "is_high_value", "hour_of_day", "day_of_week", "processed_at"]
 INPUT_COLUMNS = [*EVENT_COLUMNS, "stream_partition"]
+EMITTED = "*"  # the partition_watermarks row of what the watermark has reached
 
 _EVENT_DDL = ("event_id TEXT NOT NULL, user_id BIGINT, session_id TEXT, event_type TEXT, event_time TIMESTAMPTZ, "
               "amount DOUBLE PRECISION, revenue_category TEXT, is_high_value BOOLEAN, hour_of_day INTEGER, "
@@ -42,8 +45,9 @@ _DDL = {  # table -> (columns, key)
     "user_events": (_EVENT_DDL, "event_id"),
     "late_events": (f"{_EVENT_DDL}, watermark TIMESTAMPTZ, late_by_seconds DOUBLE PRECISION, received_at TIMESTAMPTZ",
                     "event_id"),
-    "watermarks": ("stream TEXT NOT NULL, stream_partition TEXT NOT NULL, max_event_time TIMESTAMPTZ, "
-                   "updated_at TIMESTAMPTZ", "stream, stream_partition"),
+    # per source partition; the row of partition '*' holds the event time the watermark has reached
+    "partition_watermarks": ("stream TEXT NOT NULL, stream_partition TEXT NOT NULL, max_event_time TIMESTAMPTZ, "
+                             "last_active_at TIMESTAMPTZ", "stream, stream_partition"),
     "pageviews_5m": ("user_id BIGINT NOT NULL, window_start TIMESTAMPTZ NOT NULL, window_end TIMESTAMPTZ, "
                      "page_views BIGINT, updated_at TIMESTAMPTZ", "user_id, window_start"),
     "purchases_15m": ("window_start TIMESTAMPTZ NOT NULL, window_end TIMESTAMPTZ, purchases BIGINT, "
@@ -63,6 +67,7 @@ def _floor(ts: str, seconds: int, minus: str = "0") -> str:
 class WindowSettings:
     lateness: dt.timedelta = dt.timedelta(minutes=10)
     session_gap: dt.timedelta = dt.timedelta(minutes=30)
+    idle_timeout: dt.timedelta = dt.timedelta(minutes=5)
 
 
 @dataclass
@@ -103,10 +108,16 @@ def apply_windows(s: Session, events: pa.Table, settings: WindowSettings, now: d
     with s.transaction():
         ensure_window_tables(s)
         s.stage_arrow("__stream_in", events.select(INPUT_COLUMNS))
-        for p in partitions:
-            s.execute(f"INSERT INTO {SCHEMA}.watermarks SELECT $1, $2, NULL, $3 WHERE NOT EXISTS (SELECT 1 FROM "
-                      f"{SCHEMA}.watermarks WHERE stream = $1 AND stream_partition = $2)", [STREAM, p, now])
-        max_before = _reached(s)
+        wm = f"{SCHEMA}.partition_watermarks"
+        s.execute("CREATE TEMP TABLE __active AS SELECT DISTINCT stream_partition FROM __stream_in")
+        for p in [*partitions, EMITTED]:  # registering a partition starts its idleness clock
+            s.execute(f"INSERT INTO {wm} SELECT $1, $2, NULL, $3 WHERE NOT EXISTS "
+                      f"(SELECT 1 FROM {wm} WHERE stream = $1 AND stream_partition = $2)", [STREAM, p, now])
+        s.execute(f"INSERT INTO {wm} SELECT $1, stream_partition, NULL, $2 FROM __active a WHERE NOT EXISTS "
+                  f"(SELECT 1 FROM {wm} w WHERE w.stream = $1 AND w.stream_partition = a.stream_partition)", [STREAM, now])
+        s.execute(f"UPDATE {wm} SET last_active_at = $2 WHERE stream = $1 AND stream_partition IN "
+                  "(SELECT stream_partition FROM __active)", [STREAM, now])
+        max_before = _reached(s, now - settings.idle_timeout)
         out.watermark_before = max_before - settings.lateness if max_before is not None else None
         s.execute(f"CREATE TEMP TABLE __stream_new AS SELECT i.* FROM __stream_in i WHERE NOT EXISTS "
                   f"(SELECT 1 FROM {SCHEMA}.user_events e WHERE e.event_id = i.event_id)")
@@ -124,24 +135,34 @@ def apply_windows(s: Session, events: pa.Table, settings: WindowSettings, now: d
         if out.accepted:
             out.windows_updated = _update_windows(s, settings, now)
             s.execute(f"DELETE FROM {SCHEMA}.late_events WHERE event_id IN (SELECT event_id FROM __stream_new)")
-            s.execute("CREATE TEMP TABLE __marks AS SELECT stream_partition, max(t) AS t FROM ("
-                      "SELECT stream_partition, event_time AS t FROM __stream_new UNION ALL "
-                      f"SELECT stream_partition, max_event_time FROM {SCHEMA}.watermarks WHERE stream = $1) x "
-                      "GROUP BY stream_partition", [STREAM])
-            s.execute(f"DELETE FROM {SCHEMA}.watermarks WHERE stream = $1", [STREAM])
-            s.execute(f"INSERT INTO {SCHEMA}.watermarks SELECT $1, stream_partition, t, $2 FROM __marks", [STREAM, now])
-            s.execute("DROP TABLE __marks")
-        max_after = _reached(s)
+            s.execute(f"UPDATE {wm} SET max_event_time = m.t FROM (SELECT stream_partition, max(event_time) AS t "
+                      f"FROM __stream_new GROUP BY stream_partition) m WHERE {wm}.stream = $1 "
+                      f"AND {wm}.stream_partition = m.stream_partition "
+                      f"AND ({wm}.max_event_time IS NULL OR {wm}.max_event_time < m.t)", [STREAM])
+        max_after = _reached(s, now - settings.idle_timeout)
+        if max_after is not None:  # remembered, so the watermark never goes back
+            s.execute(f"UPDATE {wm} SET max_event_time = $2, last_active_at = $3 WHERE stream = $1 "
+                      "AND stream_partition = $4", [STREAM, max_after, now, EMITTED])
         out.watermark = max_after - settings.lateness if max_after is not None else None
-        for t in ("__stream_in", "__stream_new"):
+        for t in ("__stream_in", "__stream_new", "__active"):
             s.execute(f"DROP TABLE {t}")
     return out
 
 
-def _reached(s: Session) -> dt.datetime | None:
-    """The event time every partition has reached (None while one has no events yet)."""
-    return s.fetchone(f"SELECT CASE WHEN count(*) = count(max_event_time) THEN min(max_event_time) END "
-                      f"FROM {SCHEMA}.watermarks WHERE stream = $1", [STREAM])[0]
+def _reached(s: Session, active_since: dt.datetime) -> dt.datetime | None:
+    """The event time the watermark has reached: the smallest latest event time over the
+    partitions active since `active_since` (none while one of them has no events yet), and never
+    below what it reached before."""
+    part = "stream_partition <> $2"
+    current, emitted = s.fetchone(
+        f"SELECT CASE WHEN count(*) FILTER (WHERE {part}) = count(max_event_time) FILTER (WHERE {part}) "
+        f"THEN min(max_event_time) FILTER (WHERE {part}) END, "
+        "max(max_event_time) FILTER (WHERE stream_partition = $2) "
+        f"FROM {SCHEMA}.partition_watermarks WHERE stream = $1 AND (stream_partition = $2 OR last_active_at >= $3)",
+        [STREAM, EMITTED, active_since])
+    if current is None or (emitted is not None and emitted > current):
+        return emitted
+    return current
 
 
 def _update_windows(s: Session, settings: WindowSettings, now: dt.datetime) -> dict[str, int]:

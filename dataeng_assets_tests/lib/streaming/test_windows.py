@@ -37,7 +37,14 @@ def ev(eid: str, user: int, minute: float, etype: str = "page_view", amount: flo
 PARTITIONS = [0, 1, 2]
 
 
-def run(batches: list[list[dict]], partitions=None) -> dict:
+T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)  # processing time of the first batch
+
+
+def clock(batches, seconds_apart: float = 1.0) -> list[dt.datetime]:
+    return [T0 + dt.timedelta(seconds=n * seconds_apart) for n in range(len(batches))]
+
+
+def run(batches: list[list[dict]], partitions=None, times=None) -> dict:
     lake = Lake(env.lake_location())
     with Warehouse(env.warehouse_database()).session() as s:
         results = []
@@ -46,7 +53,8 @@ def run(batches: list[list[dict]], partitions=None) -> dict:
             positions = [f"{e['_p']}:{n:04d}{i:06d}" if "_p" in e else f"{n:04d}.{i:06d}" for i, e in enumerate(events)]
             table = pa.table([["test"] * len(events), positions, payloads], schema=BATCH)
             known = [f"test:{p}" for p in partitions] if partitions else ["landing"]
-            results.append(ingest_batch(Batch(table, partitions=known), lake, s, ListSource(), windows=SETTINGS))
+            results.append(ingest_batch(Batch(table, partitions=known), lake, s, ListSource(),
+                                        now=(times or clock(batches))[n], windows=SETTINGS))
         q = {
             "pageviews": "SELECT user_id, window_start, page_views FROM stream.pageviews_5m",
             "purchases": "SELECT window_start, purchases, revenue, buyers FROM stream.purchases_15m",
@@ -54,8 +62,7 @@ def run(batches: list[list[dict]], partitions=None) -> dict:
                         "FROM stream.sessions",
             "late": "SELECT event_id FROM stream.late_events",
             "accepted": "SELECT event_id FROM stream.user_events",
-            "watermark": "SELECT CASE WHEN count(*) = count(max_event_time) THEN min(max_event_time) END "
-                         "FROM stream.watermarks",
+            "watermark": "SELECT max_event_time FROM stream.partition_watermarks WHERE stream_partition = '*'",
         }
         got = {k: sorted(tuple(_norm(v) for v in r) for r in s.execute(sql)) for k, sql in q.items()}
     got["results"] = results
@@ -70,20 +77,34 @@ def _norm(v):
     return v
 
 
-def reference(batches: list[list[dict]], partitions=None) -> dict:
-    """The semantics of windows.py, recomputed from scratch: per batch, each first delivery of an
-    event_id is late if before (the smallest over partitions of their max accepted time so far -
-    lateness), else accepted; windows are then plain aggregations over all accepted events."""
+def reference(batches: list[list[dict]], partitions=None, times=None) -> dict:
+    """The semantics of windows.py, recomputed from scratch. Per batch (at processing time `now`):
+    the partitions that delivered nothing for the idle timeout are left out; the watermark is the
+    smallest max accepted event time over the others (none while one has no events), never going
+    back, minus the lateness; each first delivery of an event_id before it is late, the others are
+    accepted. Windows are then plain aggregations over all accepted events."""
     seen, accepted, late = set(), [], set()
-    max_by_partition = dict.fromkeys(partitions or ["landing"])  # no watermark until each has events
-    for events in batches:
-        reached = None if None in max_by_partition.values() else min(max_by_partition.values())
-        watermark = reached - SETTINGS.lateness if reached else None
-        batch_ids = set()
-        for e in events:
-            if e["event_id"] in batch_ids:
-                continue  # a duplicate within the batch: the first delivery wins
-            batch_ids.add(e["event_id"])
+    names = [str(p) for p in partitions] if partitions else ["landing"]
+    max_time = dict.fromkeys(names)
+    last_active = {}
+    emitted = None
+
+    def reached(now):
+        active = [p for p in names if last_active[p] >= now - SETTINGS.idle_timeout]
+        current = None if any(max_time[p] is None for p in active) or not active else min(max_time[p] for p in active)
+        return emitted if current is None or (emitted is not None and emitted > current) else current
+
+    for events, now in zip(batches, times or clock(batches), strict=True):
+        for p in names:
+            last_active.setdefault(p, now)
+        firsts = {}
+        for e in events:  # a duplicate within the batch: the first delivery wins
+            firsts.setdefault(e["event_id"], e)
+        for e in firsts.values():
+            last_active[str(e.get("_p", "landing"))] = now
+        before = reached(now)
+        watermark = before - SETTINGS.lateness if before else None
+        for e in firsts.values():
             t = dt.datetime.fromisoformat(e["event_timestamp"])
             if e["event_id"] in seen:
                 continue
@@ -92,9 +113,9 @@ def reference(batches: list[list[dict]], partitions=None) -> dict:
                 continue
             seen.add(e["event_id"])
             accepted.append({**e, "t": t})
-        for a in accepted:
-            p = a.get("_p", "landing")
-            max_by_partition[p] = max(max_by_partition[p] or a["t"], a["t"])
+            p = str(e.get("_p", "landing"))
+            max_time[p] = max(max_time[p] or t, t)
+        emitted = reached(now)
 
     def floor(t, seconds):
         return dt.datetime.fromtimestamp(int(t.timestamp()) // seconds * seconds, UTC)
@@ -130,7 +151,7 @@ def reference(batches: list[list[dict]], partitions=None) -> dict:
         "sessions": sorted(sessions),
         "late": sorted((i,) for i in late - seen),
         "accepted": sorted((i,) for i in seen),
-        "watermark": [(None if None in max_by_partition.values() else min(max_by_partition.values()),)],
+        "watermark": [(emitted,)],
     }
 
 
@@ -180,6 +201,25 @@ def test_windows_match_the_reference_on_random_out_of_order_batches(warehouse_ur
     deliveries.sort(key=lambda e: e["_p"] != 0)
     batches = [deliveries[i:i + 97] for i in range(0, len(deliveries), 97)]
     got, want = run(batches, PARTITIONS), reference(batches, PARTITIONS)
+    assert got["watermark"] == want["watermark"] and want["watermark"][0] is not None
     for k in want:
         assert got[k] == want[k], k
     assert want["late"] and len(want["sessions"]) > 12  # the sequence exercises lateness and gaps
+
+
+def test_an_idle_partition_stops_holding_the_watermark_back_and_it_never_goes_back(warehouse_url):
+    """Partition 1 falls silent: after the idle timeout (processing time) the watermark follows
+    partition 0; when 1 speaks again, behind, the watermark does not go back to it."""
+    p0 = lambda eid, minute: {**ev(eid, 1, minute), "_p": 0}  # noqa: E731
+    p1 = lambda eid, minute: {**ev(eid, 2, minute), "_p": 1}  # noqa: E731
+    batches = [[p0("a", 0), p0("b", 30), p1("z", 5)], [p0("c", 35)], [p0("d", 8)], [p1("x", 12)],
+               [p0("e", 50), p1("y", 40)]]
+    seconds = [0, 30, 400, 410, 420]  # idle timeout 5 min: partition 1 is idle at the third batch
+    times = [T0 + dt.timedelta(seconds=x) for x in seconds]
+    got, want = run(batches, [0, 1], times), reference(batches, [0, 1], times)
+    for k in want:
+        assert got[k] == want[k], k
+    # d (10:08) is late once partition 1 no longer holds the watermark at 10:05 - 20 min; x (10:12)
+    # is late because the watermark stays at 10:35 - 20 min when partition 1 (at 10:05) is back
+    assert got["late"] == [("d",), ("x",)]
+    assert [r.watermark for r in got["results"]] == [BASE + dt.timedelta(minutes=m) for m in (-15, -15, 15, 15, 20)]
