@@ -99,9 +99,11 @@ def apply_windows(s: Session, events: pa.Table, settings: WindowSettings, now: d
                   partitions: Sequence[str] = ()) -> WindowResult:
     """Accept or reject (late) the batch's good events and update every window they touch, in one
     transaction. `events` has INPUT_COLUMNS, one row per event_id; `partitions` are all of the
-    source's (stream_partition values): until each has delivered an event there is no watermark,
-    and nothing is late (a partition that never gets events holds it back, as in Flink without an
-    idleness timeout)."""
+    source's (stream_partition values): until each active one has delivered an event there is no
+    watermark and nothing is late; one silent for `settings.idle_timeout` is left out.
+
+    A replay after a crash is judged against a watermark at least as far as the first attempt's
+    (it never goes back), so what was late stays late and what was accepted is already seen."""
     out = WindowResult()
     if not events.num_rows:
         return out
