@@ -82,13 +82,19 @@ class StreamResource(dg.ConfigurableResource):
         return env.kafka_settings(self.bootstrap, {"sasl.username": self.sasl_username,
                                                    "sasl.password": self.sasl_password})
 
-    @contextmanager
-    def open(self, landing: Lake, session: Session):
-        """The source: a KafkaSource on the configured topic, or the landing zone."""
-        from dataeng_assets.lib.streaming.ingest import KafkaSource, LandingSource
+    def kafka_source(self):
+        """A KafkaSource on the configured topic, or None when Kafka is not configured."""
+        from dataeng_assets.lib.streaming.ingest import KafkaSource
 
         k = self.settings()
-        source = KafkaSource(k.bootstrap, k.topic, k.group, k.client) if k.bootstrap else LandingSource(landing, session)
+        return KafkaSource(k.bootstrap, k.topic, k.group, k.client) if k.bootstrap else None
+
+    @contextmanager
+    def open(self, landing: Lake, session: Session):
+        """The source: Kafka, or the landing zone."""
+        from dataeng_assets.lib.streaming.ingest import LandingSource
+
+        source = self.kafka_source() or LandingSource(landing, session)
         try:
             yield source
         finally:

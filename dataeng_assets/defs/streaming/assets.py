@@ -147,11 +147,8 @@ def stream_sensor(default_running: bool) -> dg.SensorDefinition:
 
 def stream_backlog(stream: StreamResource, landing: LandingZone, warehouse: WarehouseResource) -> dict:
     """The source's lag; Kafka needs no warehouse connection for it."""
-    from dataeng_assets.lib.streaming.ingest import KafkaSource
-
-    k = stream.settings()
-    if k.bootstrap:
-        source = KafkaSource(k.bootstrap, k.topic, k.group, k.client)
+    source = stream.kafka_source()
+    if source is not None:
         try:
             return source.lag()
         finally:

@@ -71,7 +71,7 @@ class IngestResult:
     batches: int = 0
 
     def add(self, r: "IngestResult") -> None:
-        for name in ("read", "events", "duplicates", "dlq", "accepted", "late", "seconds"):
+        for name in ("read", "events", "duplicates", "dlq", "accepted", "late"):
             setattr(self, name, getattr(self, name) + getattr(r, name))
         self.batches += 1
         self.watermark = r.watermark or self.watermark
@@ -100,6 +100,7 @@ class KafkaSource:
         start = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else -2) for tp in committed]
         self.consumer.assign(start)
         self._at_end: set[int] = set()  # partitions whose end was reached, with nothing since
+        self._producer = None  # for the DLQ and routed topics, made on first use
 
     def read(self, max_records: int, max_seconds: float) -> Batch:
         from confluent_kafka import KafkaError, KafkaException
@@ -144,7 +145,7 @@ class KafkaSource:
             payload = raw.cast(pa.string())
         except pa.ArrowInvalid:  # not UTF-8 somewhere: decode with replacement characters
             payload = pa.array([v.decode("utf-8", errors="replace") for v in raw.to_pylist()], pa.string())
-        source = pa.array([self.topic] * len(values), pa.string()) if values else pa.array([], pa.string())
+        source = pa.array([self.topic] * len(values), pa.string())
         last = {}
         if values:
             grouped = pa.table({"p": p, "o": o}).group_by("p").aggregate([("o", "max")])
@@ -173,13 +174,17 @@ class KafkaSource:
         self._produce((f"processed-{t}", k, v) for t, k, v in rows)
 
     def _produce(self, messages) -> None:
+        """Produce and wait until the broker has every message (one producer per source)."""
         from confluent_kafka import Producer
 
         messages = list(messages)
         if not messages:
             return
-        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 20,
-                             **{k: v for k, v in self.extra.items() if k.startswith(("security", "sasl", "ssl"))}})
+        if self._producer is None:
+            self._producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 20,
+                                       **{k: v for k, v in self.extra.items()
+                                          if k.startswith(("security", "sasl", "ssl"))}})
+        producer = self._producer
         for n, (topic, key, value) in enumerate(messages):
             producer.produce(topic, key=key.encode() if key else None, value=value.encode())
             if n % 10_000 == 0:
@@ -212,8 +217,8 @@ class LandingSource:
         ensure_stream_tables(self.session)
         return {r[0] for r in self.session.execute(f"SELECT file FROM {qualified(STREAM_SCHEMA, CURSOR_TABLE)}")}
 
-    def pending(self) -> list[str]:
-        done = self._done()
+    def pending(self, done: set[str] | None = None) -> list[str]:
+        done = self._done() if done is None else done
         files = []
         root = self.landing.root.rstrip("/")
         for folder, _ in self.landing.list_markers(LANDING_PREFIX):  # complete drops only
@@ -246,8 +251,9 @@ class LandingSource:
 
     def lag(self) -> dict[str, dict[str, int]]:
         """Files not yet ingested (the landing zone has no offsets)."""
-        done, pending = len(self._done()), len(self.pending())
-        return {"landing": {"committed": done, "end": done + pending, "lag": pending}}
+        done = self._done()
+        pending = len(self.pending(done))
+        return {"landing": {"committed": len(done), "end": len(done) + pending, "lag": pending}}
 
     def dead_letter(self, rows: list[dict]) -> None:
         pass  # the DLQ table is the landing zone's only dead-letter sink
@@ -328,7 +334,6 @@ def ingest_batch(batch: Batch, lake: Lake, session: Session, source, now: dt.dat
     crash_point("after_commit")
     out.seconds = time.perf_counter() - started
     return out
-
 
 
 def ingest(source, lake: Lake, session: Session, max_records: int, max_seconds: float, batch_records: int,

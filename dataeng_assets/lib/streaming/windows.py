@@ -23,7 +23,7 @@ Everything runs as SQL in one transaction of the warehouse session (DuckDB or Po
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -74,10 +74,8 @@ class WindowSettings:
 class WindowResult:
     accepted: int = 0
     late: int = 0
-    already_seen: int = 0
     watermark_before: dt.datetime | None = None
     watermark: dt.datetime | None = None
-    windows_updated: dict[str, int] = field(default_factory=dict)
 
 
 def key_clause(dialect: str, key: str) -> str:
@@ -123,7 +121,6 @@ def apply_windows(s: Session, events: pa.Table, settings: WindowSettings, now: d
         out.watermark_before = max_before - settings.lateness if max_before is not None else None
         s.execute(f"CREATE TEMP TABLE __stream_new AS SELECT i.* FROM __stream_in i WHERE NOT EXISTS "
                   f"(SELECT 1 FROM {SCHEMA}.user_events e WHERE e.event_id = i.event_id)")
-        out.already_seen = events.num_rows - s.fetchone("SELECT count(*) FROM __stream_new")[0]
         cols = ", ".join(EVENT_COLUMNS)
         if out.watermark_before is not None:
             late = "event_time < $1"
@@ -135,7 +132,7 @@ def apply_windows(s: Session, events: pa.Table, settings: WindowSettings, now: d
             s.execute(f"DELETE FROM __stream_new WHERE {late}", [out.watermark_before])
         out.accepted = s.rowcount(f"INSERT INTO {SCHEMA}.user_events ({cols}) SELECT {cols} FROM __stream_new")
         if out.accepted:
-            out.windows_updated = _update_windows(s, settings, now)
+            _update_windows(s, settings, now)
             s.execute(f"DELETE FROM {SCHEMA}.late_events WHERE event_id IN (SELECT event_id FROM __stream_new)")
             s.execute(f"UPDATE {wm} SET max_event_time = m.t FROM (SELECT stream_partition, max(event_time) AS t "
                       f"FROM __stream_new GROUP BY stream_partition) m WHERE {wm}.stream = $1 "
@@ -167,15 +164,14 @@ def _reached(s: Session, active_since: dt.datetime) -> dt.datetime | None:
     return current
 
 
-def _update_windows(s: Session, settings: WindowSettings, now: dt.datetime) -> dict[str, int]:
+def _update_windows(s: Session, settings: WindowSettings, now: dt.datetime) -> None:
     """Recompute every window an event of `__stream_new` falls in from all accepted events."""
     ev = f"{SCHEMA}.user_events"
-    updated = {}
     # tumbling: page views per user per 5 minutes
     s.execute(f"CREATE TEMP TABLE __touched AS SELECT DISTINCT user_id, {_floor('event_time', TUMBLE_SECONDS)} "
               "AS window_start FROM __stream_new WHERE event_type = 'page_view'")
     s.execute(f"DELETE FROM {SCHEMA}.pageviews_5m WHERE (user_id, window_start) IN (SELECT user_id, window_start FROM __touched)")
-    updated["pageviews_5m"] = s.rowcount(
+    s.execute(
         f"INSERT INTO {SCHEMA}.pageviews_5m SELECT t.user_id, t.window_start, t.window_start + $1, count(*), $2 "
         f"FROM __touched t JOIN {ev} e ON e.user_id = t.user_id AND e.event_type = 'page_view' "
         "AND e.event_time >= t.window_start AND e.event_time < t.window_start + $1 GROUP BY t.user_id, t.window_start",
@@ -187,7 +183,7 @@ def _update_windows(s: Session, settings: WindowSettings, now: dt.datetime) -> d
     s.execute(f"CREATE TEMP TABLE __touched AS SELECT DISTINCT {_floor('n.event_time', HOP_EVERY_SECONDS, 'k.n')} "
               f"AS window_start FROM __stream_new n CROSS JOIN (VALUES {values}) AS k(n) WHERE n.event_type = 'purchase'")
     s.execute(f"DELETE FROM {SCHEMA}.purchases_15m WHERE window_start IN (SELECT window_start FROM __touched)")
-    updated["purchases_15m"] = s.rowcount(
+    s.execute(
         f"INSERT INTO {SCHEMA}.purchases_15m SELECT t.window_start, t.window_start + $1, count(*), "
         f"coalesce(sum(e.amount), 0), count(DISTINCT e.user_id), $2 FROM __touched t JOIN {ev} e "
         "ON e.event_type = 'purchase' AND e.event_time >= t.window_start AND e.event_time < t.window_start + $1 "
@@ -201,7 +197,7 @@ def _update_windows(s: Session, settings: WindowSettings, now: dt.datetime) -> d
               "AND x.session_start < u.first_new GROUP BY u.user_id", [settings.session_gap])
     s.execute(f"DELETE FROM {SCHEMA}.sessions WHERE EXISTS (SELECT 1 FROM __touched t "
               f"WHERE t.user_id = {SCHEMA}.sessions.user_id AND {SCHEMA}.sessions.session_start >= t.since)")
-    updated["sessions"] = s.rowcount(
+    s.execute(
         f"""INSERT INTO {SCHEMA}.sessions
         WITH events_since AS (
             SELECT e.user_id, e.event_id, e.event_time, e.event_type, e.amount,
@@ -221,4 +217,3 @@ def _update_windows(s: Session, settings: WindowSettings, now: dt.datetime) -> d
         FROM numbered GROUP BY user_id, session_no""",
         [settings.session_gap, now])
     s.execute("DROP TABLE __touched")
-    return updated
